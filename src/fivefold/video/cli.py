@@ -8,3 +8,13 @@ import click
 @click.group(name="video")
 def cli() -> None:
     """Text-to-video latent diffusion transformer: train, sample, evaluate."""
+
+
+def _register_capabilities() -> None:
+    from fivefold.video.cli_capabilities import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_capabilities()
