@@ -157,10 +157,11 @@ def test_folder_dataset_reads_crawl_manifest_and_buckets(tmp_path: Path) -> None
     write_media(tmp_path / "media" / "still.png", wide)
     (tmp_path / "media" / "broken.png").write_bytes(b"junk")
     rows = [
-        {"path": "media/wide.gif", "status": "ok", "title": "A red ball rolling"},
-        {"path": "media/tall.mp4", "status": "ok", "title": ""},
-        {"path": "media/still.png", "status": "ok", "title": "still"},
-        {"path": "media/gone.gif", "status": "failed", "title": "x"},
+        {"path": "media/wide.gif", "status": "stored", "title": "A red ball rolling"},
+        {"path": "media/tall.mp4", "status": "stored", "title": None, "extra": 1},
+        {"path": "media/still.png", "status": "stored", "title": "still"},
+        {"path": "media/still.png", "status": "duplicate", "title": "again"},
+        {"path": None, "status": "failed", "title": "x"},
     ]
     (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     ds = FolderDataset(tmp_path, frames=9, height=16, width=16, sizes=[(16, 32), (32, 16)], lengths=[1, 9])

@@ -558,6 +558,7 @@ class FolderDataset(Dataset[dict[str, Any]]):
                 yield path, None
 
     def _manifest_rows(self, manifest: Path) -> Iterator[tuple[Path, str | None]]:
+        seen: set[Path] = set()
         with manifest.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
@@ -568,11 +569,15 @@ class FolderDataset(Dataset[dict[str, Any]]):
                     raise FivefoldError(f"{manifest}:{number}: not JSON: {exc.msg}") from exc
                 if not isinstance(row, dict) or not row.get("path"):
                     continue
-                if row.get("status", "ok") not in ("ok", "done", "downloaded", "saved"):
+                # docs/crawl.md: "stored" rows own a file; "duplicate" rows point at one already listed.
+                if row.get("status") != "stored":
                     continue
                 path = (self.root / str(row["path"])).resolve()
-                if path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES or not path.is_file():
+                if path in seen or path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
                     continue
+                if not path.is_file():
+                    continue
+                seen.add(path)
                 title = row.get("title")
                 yield path, (str(title) if title else None)
 
