@@ -1,0 +1,189 @@
+"""Turn backtrace frames into source locations with inline chains.
+
+Usage::
+
+    with Symbolizer(Path("vmlinux"), Path("modules"), kernel_offset=off) as sym:
+        chains = sym.symbolize([FrameQuery("foo", 0x1c, 0x40, None, None)])
+
+``func+off/size`` frames are resolved through the ELF symbol table (so KASLR does not matter
+and duplicate static functions are told apart by their size); raw addresses are shifted back
+by the KASLR offset; ``[mod]`` frames are resolved in ``modules_dir/mod.ko``. Every address
+of a call goes, batched, through one long-lived llvm-symbolizer (or addr2line) process; with
+neither installed, pyelftools reads the DWARF line tables itself, and a warning says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from fivefold.oops.symbolize_elf import ElfImage
+from fivefold.oops.symbolize_types import FrameQuery, SourceLocation
+
+if TYPE_CHECKING:
+    from fivefold.oops.symbolize_tools import Backend
+
+__all__ = ["BACKENDS", "FrameQuery", "SourceLocation", "Symbolizer"]
+
+BACKENDS = ("llvm-symbolizer", "addr2line", "pyelftools")
+log = logging.getLogger("fivefold.oops.symbolize")
+
+
+class Symbolizer:
+    """Symbolize the frames of crash reports against one vmlinux (and its modules).
+
+    ``backend`` forces one of :data:`BACKENDS` (default: the best one installed);
+    ``search_path`` replaces ``$PATH`` when looking for the tools.
+    """
+
+    def __init__(
+        self,
+        vmlinux: Path,
+        modules_dir: Path | None = None,
+        *,
+        kernel_offset: int = 0,
+        expected_arch: str | None = None,
+        backend: str | None = None,
+        search_path: str | None = None,
+    ) -> None:
+        from fivefold._common.errors import FivefoldError, UsageError
+
+        self.vmlinux = ElfImage(Path(vmlinux), expected_arch)
+        self.arch = self.vmlinux.arch
+        if modules_dir is not None and not Path(modules_dir).is_dir():
+            self.vmlinux.close()
+            raise FivefoldError(f"{modules_dir}: no such modules directory")
+        self.modules_dir = None if modules_dir is None else Path(modules_dir)
+        self.kernel_offset = kernel_offset
+        if backend is not None and backend not in BACKENDS:
+            self.vmlinux.close()
+            raise UsageError(f"unknown symbolizer backend {backend!r} (choose from {', '.join(BACKENDS)})")
+        self._modules: dict[str, ElfImage | None] = {}
+        self._module_files: dict[str, Path] | None = None
+        self._warned: set[str] = set()
+        self._impl: Backend = self._choose(backend, search_path)
+        self.backend: str = self._impl.name
+        if not self.vmlinux.has_dwarf():
+            self._warn_once(f"{self.vmlinux.path}: no DWARF debug info; frames get no file:line")
+
+    def _choose(self, backend: str | None, search_path: str | None) -> Backend:
+        from fivefold.oops.symbolize_dwarf import PyElfTools
+        from fivefold.oops.symbolize_tools import (
+            ADDR2LINES,
+            LLVM_SYMBOLIZERS,
+            Addr2line,
+            LlvmSymbolizer,
+            find_tool,
+        )
+
+        path = search_path if search_path is not None else os.environ.get("PATH", os.defpath)
+        if backend in (None, "llvm-symbolizer"):
+            exe = find_tool(LLVM_SYMBOLIZERS, path)
+            if exe:
+                return LlvmSymbolizer(exe)
+        if backend in (None, "addr2line"):
+            exe = find_tool(ADDR2LINES.get(self.arch, ("addr2line",)), path)
+            if exe:
+                return Addr2line(exe)
+        if backend is None:
+            log.warning(
+                "neither llvm-symbolizer nor addr2line is installed: reading DWARF with pyelftools "
+                "(slower; install the Debian packages llvm or binutils-multiarch)"
+            )
+        elif backend != "pyelftools":
+            log.warning("%s is not installed: reading DWARF with pyelftools instead", backend)
+        return PyElfTools()
+
+    def __enter__(self) -> Symbolizer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._impl.close()
+        for image in self._modules.values():
+            if image is not None:
+                image.close()
+        self._modules.clear()
+        self.vmlinux.close()
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+    def _module(self, name: str) -> ElfImage | None:
+        """``modules_dir/name.ko``, also found in subdirectories and with - and _ swapped
+        (module names use _, file names often -)."""
+        if name in self._modules:
+            return self._modules[name]
+        image = None
+        if self.modules_dir is not None:
+            if self._module_files is None:
+                self._module_files = {}
+                for found in sorted(self.modules_dir.rglob("*.ko")):
+                    self._module_files.setdefault(found.stem.replace("-", "_"), found)
+            path = self._module_files.get(name.replace("-", "_"))
+            if path is not None:
+                image = ElfImage(path, self.arch)
+            else:
+                self._warn_once(f"module {name}: no {name}.ko under {self.modules_dir}")
+        else:
+            self._warn_once(f"module {name}: no --modules directory given")
+        self._modules[name] = image
+        return image
+
+    def resolve(self, query: FrameQuery) -> tuple[ElfImage, int] | None:
+        """The ELF file and the link-time address to look up for one frame (pc-1 for
+        return addresses), or None when the frame cannot be placed."""
+        image: ElfImage | None = self.vmlinux
+        address: int | None = None
+        if query.function:
+            if query.module:
+                image = self._module(query.module)
+            if image is None:
+                return None
+            symbol = image.lookup(query.function, query.offset, query.size)
+            if symbol is not None:
+                if image.shadowed(symbol):
+                    self._warn_once(
+                        f"{image.path}: {query.function} is not in the first code section; not symbolized"
+                    )
+                    return None
+                address = symbol.address + (query.offset or 0)
+        if address is None and query.address is not None and not query.module:
+            address = query.address - self.kernel_offset
+        if address is None or image is None:
+            return None
+        # A return address points after the call; its line is the call's only at pc-1. An
+        # offset of 0 is a function's first byte, never a return address inside it.
+        if query.is_return_address and (query.offset is None or query.offset > 0) and address > 0:
+            address -= 1
+        return image, address
+
+    def symbolize(self, queries: Sequence[FrameQuery]) -> list[list[SourceLocation]]:
+        """One inline chain per query (innermost first; empty when unknown), all addresses
+        through the backend in one batch."""
+        from fivefold.oops.symbolize_tools import BackendFailed
+
+        placed = [self.resolve(q) for q in queries]
+        requests = [p for p in placed if p is not None]
+        try:
+            answers = self._impl.lookup(requests)
+        except BackendFailed as exc:
+            from fivefold.oops.symbolize_dwarf import PyElfTools
+
+            log.warning("%s failed (%s): reading DWARF with pyelftools instead", self.backend, exc)
+            self._impl.close()
+            self._impl = PyElfTools()
+            self.backend = self._impl.name
+            answers = self._impl.lookup(requests)
+        it = iter(answers)
+        return [[] if p is None else next(it) for p in placed]

@@ -1,0 +1,211 @@
+"""Symbolization from DWARF with pyelftools, for machines without llvm-symbolizer/addr2line.
+
+It does what ``addr2line -f -i`` does: the line table gives the innermost file:line, and the
+nest of ``DW_TAG_subprogram``/``DW_TAG_inlined_subroutine`` DIEs around the address gives the
+inline chain, each inlined call's ``DW_AT_call_file``/``DW_AT_call_line`` being the caller's
+location. Slower than the tools (pure Python), but needs nothing outside the package.
+"""
+
+from __future__ import annotations
+
+import bisect
+import posixpath
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from fivefold.oops.symbolize_elf import ElfImage
+from fivefold.oops.symbolize_types import SourceLocation, chain
+
+_SCOPES = ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine", "DW_TAG_lexical_block")
+_Row = tuple[int, int, str, int, int]  # address, 0 = end of sequence / 1 = row, file, line, column
+
+
+class DwarfIndex:
+    """Line rows of every compilation unit, sorted by address, and CU address ranges."""
+
+    def __init__(self, image: ElfImage) -> None:
+        self.image = image
+        self.dwarf: Any = image.elf.get_dwarf_info() if image.has_dwarf() else None
+        self._rows: list[_Row] = []
+        self._keys: list[tuple[int, int]] = []
+        self._cus: list[tuple[int, int, Any]] = []
+        if self.dwarf is not None:
+            self._build()
+
+    def _build(self) -> None:
+        rows: list[_Row] = []
+        for cu in self.dwarf.iter_CUs():
+            top = cu.get_top_DIE()
+            for low, high in self._ranges(top, cu):
+                self._cus.append((low, high, cu))
+            program = self.dwarf.line_program_for_CU(cu)
+            if program is None:
+                continue
+            comp_dir = _comp_dir(cu)
+            for entry in program.get_entries():
+                state = entry.state
+                if state is None:
+                    continue
+                if state.end_sequence:
+                    rows.append((state.address, 0, "", 0, 0))
+                else:
+                    rows.append(
+                        (
+                            state.address,
+                            1,
+                            _file_name(program, state.file, comp_dir),
+                            state.line,
+                            state.column,
+                        )
+                    )
+        # Stable: among rows at one address the last one wins (as in LLVM's lookup), and an
+        # end-of-sequence row sorts before a new sequence starting at the same address.
+        rows.sort(key=lambda r: (r[0], r[1]))
+        self._rows = rows
+        self._keys = [(r[0], r[1]) for r in rows]
+
+    def _ranges(self, die: Any, cu: Any) -> list[tuple[int, int]]:
+        attrs = die.attributes
+        if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
+            low = attrs["DW_AT_low_pc"].value
+            high = attrs["DW_AT_high_pc"]
+            end = high.value if high.form == "DW_FORM_addr" else low + high.value
+            return [(low, end)]
+        if "DW_AT_ranges" in attrs:
+            lists = self.dwarf.range_lists()
+            if lists is None:
+                return []
+            base = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+            base_address = base.value if base is not None else 0
+            out = []
+            for entry in lists.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu):
+                if hasattr(entry, "base_address"):
+                    base_address = entry.base_address
+                elif entry.is_absolute:
+                    out.append((entry.begin_offset, entry.end_offset))
+                else:
+                    out.append((base_address + entry.begin_offset, base_address + entry.end_offset))
+            return out
+        return []
+
+    def line_at(self, address: int) -> tuple[str, int, int] | None:
+        i = bisect.bisect_right(self._keys, (address, 1)) - 1
+        if i < 0 or self._rows[i][1] == 0:
+            return None
+        _, _, file, line, column = self._rows[i]
+        return file, line, column
+
+    def _cu_at(self, address: int) -> Any:
+        for low, high, cu in self._cus:
+            if low <= address < high:
+                return cu
+        return None
+
+    def _scopes(self, die: Any, cu: Any, address: int) -> Iterator[Any]:
+        """The nest of scope DIEs containing ``address``, outermost first."""
+        for child in die.iter_children():
+            if child.tag not in _SCOPES and child.tag != "DW_TAG_namespace":
+                continue
+            if child.tag == "DW_TAG_namespace" or any(
+                lo <= address < hi for lo, hi in self._ranges(child, cu)
+            ):
+                if child.tag != "DW_TAG_namespace":
+                    yield child
+                yield from self._scopes(child, cu, address)
+                return
+
+    def symbolize(self, address: int) -> list[SourceLocation]:
+        if self.dwarf is None:
+            return []
+        row = self.line_at(address)
+        cu = self._cu_at(address)
+        nest = [] if cu is None else [d for d in self._scopes(cu.get_top_DIE(), cu, address)]
+        nest = [d for d in nest if d.tag != "DW_TAG_lexical_block"]
+        if row is None and not nest:
+            return []
+        symbol = self.image.symbol_at(address)
+        fallback = symbol.name if symbol else "??"
+        if not nest:
+            assert row is not None
+            return chain([(fallback, row[0], row[1], row[2])])
+        program = self.dwarf.line_program_for_CU(cu)
+        frames: list[tuple[str, str, int, int | None]] = []
+        file, line, column = row if row is not None else ("", 0, 0)
+        for die in reversed(nest):
+            frames.append((_die_name(die) or fallback, file, line, column))
+            attrs = die.attributes
+            if die.tag == "DW_TAG_inlined_subroutine" and program is not None:
+                file = (
+                    _file_name(program, attrs["DW_AT_call_file"].value, _comp_dir(cu))
+                    if "DW_AT_call_file" in attrs
+                    else ""
+                )
+                line = attrs["DW_AT_call_line"].value if "DW_AT_call_line" in attrs else 0
+                column = attrs["DW_AT_call_column"].value if "DW_AT_call_column" in attrs else 0
+        return chain(frames)
+
+
+class PyElfTools:
+    """The pure-Python backend: a :class:`DwarfIndex` per ELF, built on first use."""
+
+    name = "pyelftools"
+
+    def __init__(self) -> None:
+        self._indexes: dict[str, DwarfIndex] = {}
+
+    def lookup(self, requests: Sequence[tuple[ElfImage, int]]) -> list[list[SourceLocation]]:
+        out = []
+        for elf, address in requests:
+            index = self._indexes.get(str(elf.path))
+            if index is None:
+                index = self._indexes[str(elf.path)] = DwarfIndex(elf)
+            out.append(index.symbolize(address))
+        return out
+
+    def close(self) -> None:
+        self._indexes.clear()
+
+
+def _comp_dir(cu: Any) -> str:
+    attr = cu.get_top_DIE().attributes.get("DW_AT_comp_dir")
+    if attr is None:
+        return ""
+    value = attr.value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _die_name(die: Any) -> str | None:
+    """DW_AT_name, following abstract origins and specifications (inlined copies have none)."""
+    for _ in range(8):
+        attrs = die.attributes
+        if "DW_AT_name" in attrs:
+            value = attrs["DW_AT_name"].value
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        for ref in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if ref in attrs:
+                die = die.get_DIE_from_attribute(ref)
+                break
+        else:
+            return None
+    return None
+
+
+def _file_name(program: Any, index: int, comp_dir: str) -> str:
+    """A line-program file index as a path; DWARF 5 counts files and directories from 0,
+    earlier versions from 1, directory 0 being the compilation directory."""
+    files = program["file_entry"]
+    version = program.header["version"]
+    i = index if version >= 5 else index - 1
+    if not 0 <= i < len(files):
+        return ""
+    entry = files[i]
+    name = entry.name.decode("utf-8", "replace") if isinstance(entry.name, bytes) else str(entry.name)
+    dirs = program["include_directory"]
+    d = entry.dir_index if version >= 5 else entry.dir_index - 1
+    if posixpath.isabs(name):
+        return name
+    if not 0 <= d < len(dirs):
+        return posixpath.join(comp_dir, name) if comp_dir else name
+    directory = dirs[d]
+    directory = directory.decode("utf-8", "replace") if isinstance(directory, bytes) else str(directory)
+    return posixpath.join(directory, name)

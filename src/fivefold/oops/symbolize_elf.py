@@ -1,0 +1,154 @@
+"""ELF files for symbolization: validation, architecture and the function symbol table."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from fivefold._common.errors import FivefoldError
+from fivefold.oops.code import normalize_arch
+
+_MACHINES = {"EM_X86_64": "x86_64", "EM_386": "i386", "EM_ARM": "arm", "EM_AARCH64": "arm64"}
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A function symbol. ``span`` is the size kallsyms prints: the distance to the next
+    symbol in the same section, padding included, which is often larger than ``size``."""
+
+    name: str
+    address: int
+    size: int
+    span: int
+    section: int
+
+
+class ElfImage:
+    """An opened, checked ELF file (vmlinux or a module) and its function symbols."""
+
+    def __init__(self, path: Path, expected_arch: str | None = None) -> None:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        self.path = path
+        if not path.exists():
+            raise FivefoldError(f"{path}: no such file")
+        if not path.is_file():
+            raise FivefoldError(f"{path}: not a regular file, expected an ELF file")
+        self._stream: IO[bytes] = path.open("rb")
+        try:
+            if self._stream.read(4) != b"\x7fELF":
+                raise FivefoldError(f"{path}: not an ELF file")
+            self._stream.seek(0)
+            try:
+                self.elf: Any = ELFFile(self._stream)
+                machine = self.elf["e_machine"]
+            except (ELFError, ValueError, KeyError, OSError) as exc:
+                raise FivefoldError(f"{path}: unreadable ELF file ({exc})") from exc
+            self.arch = _MACHINES.get(machine, str(machine))
+            self.relocatable = self.elf["e_type"] == "ET_REL"
+            if expected_arch is not None:
+                want = normalize_arch(expected_arch) or expected_arch
+                want = "arm" if want == "thumb" else want
+                if want != self.arch:
+                    raise FivefoldError(f"{path}: ELF file for {self.arch}, but the crash is from {want}")
+            self._by_name: dict[str, list[Symbol]] = defaultdict(list)
+            self._sorted: list[Symbol] = []
+            self._load_symbols()
+            self._keys = [s.address for s in self._sorted]
+        except BaseException:
+            self._stream.close()
+            raise
+
+    def close(self) -> None:
+        self._stream.close()
+
+    @property
+    def address_bits(self) -> int:
+        return 64 if self.elf.elfclass == 64 else 32
+
+    def has_dwarf(self) -> bool:
+        return bool(self.elf.has_dwarf_info())
+
+    def _load_symbols(self) -> None:
+        table = self.elf.get_section_by_name(".symtab") or self.elf.get_section_by_name(".dynsym")
+        if table is None:
+            return
+        is_arm = self.arch == "arm"
+        found: list[tuple[int, str, int, int]] = []
+        for sym in table.iter_symbols():
+            kind = sym["st_info"]["type"]
+            shndx = sym["st_shndx"]
+            if not sym.name or kind not in ("STT_FUNC", "STT_NOTYPE") or not isinstance(shndx, int):
+                continue
+            if is_arm and sym.name.startswith("$"):
+                continue  # ARM mapping symbols ($a, $t, $d) mark code/data, not functions
+            section = self.elf.get_section(shndx)
+            if not section["sh_flags"] & 0x4:  # SHF_EXECINSTR
+                continue
+            address = sym["st_value"]
+            if is_arm and kind == "STT_FUNC":
+                address &= ~1  # the Thumb bit
+            found.append((address, sym.name, sym["st_size"], shndx))
+        found.sort()
+        section_end = {
+            shndx: self.elf.get_section(shndx)["sh_addr"] + self.elf.get_section(shndx)["sh_size"]
+            for shndx in {f[3] for f in found}
+        }
+        for i, (address, name, size, shndx) in enumerate(found):
+            end = section_end[shndx]
+            for nxt in found[i + 1 :]:
+                if nxt[3] == shndx and nxt[0] > address:
+                    end = nxt[0]
+                    break
+            symbol = Symbol(name, address, size, max(end - address, size), shndx)
+            self._by_name[name].append(symbol)
+            self._sorted.append(symbol)
+
+    def lookup(self, name: str, offset: int | None, size: int | None) -> Symbol | None:
+        """The symbol ``name+offset/size`` refers to; duplicates (static functions of the same
+        name in several files) are told apart by the printed size."""
+        candidates = self._by_name.get(name)
+        if not candidates:
+            return None
+        if len(candidates) > 1 and size is not None:
+            exact = [s for s in candidates if size in (s.size, s.span)]
+            if exact:
+                return exact[0]
+        if len(candidates) > 1 and offset is not None:
+            inside = [s for s in candidates if offset < max(s.size, s.span)]
+            if inside:
+                return inside[0]
+        return candidates[0]
+
+    def symbol_at(self, address: int) -> Symbol | None:
+        """The function symbol containing ``address`` (for the name of raw-address frames)."""
+        i = bisect.bisect_right(self._keys, address) - 1
+        while i >= 0:
+            sym = self._sorted[i]
+            if address < sym.address + max(sym.span, 1):
+                return sym
+            if sym.address < address:
+                return None
+            i -= 1
+        return None
+
+    def shadowed(self, symbol: Symbol) -> bool:
+        """In a relocatable module every section starts at 0, and llvm-symbolizer and
+        addr2line search the first executable section that spans the offset: a symbol in a
+        later one (``.init.text``, ``.exit.text``) would be looked up in the wrong place."""
+        if not self.relocatable:
+            return False
+        for index, section in enumerate(self.elf.iter_sections()):
+            if index == symbol.section:
+                return False
+            if (
+                section["sh_flags"] & 0x4
+                and section["sh_size"] > symbol.address
+                and section["sh_type"] == "SHT_PROGBITS"
+            ):
+                return True
+        return False
