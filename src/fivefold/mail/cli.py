@@ -2,9 +2,271 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+
+from fivefold._common.errors import FivefoldError, UsageError
+
+DEFAULT_MAILDIR = Path("fivefold-maildir")
 
 
 @click.group(name="mail")
 def cli() -> None:
     """Compose and send email over SMTP; run a local capture server."""
+
+
+def _connection_options(func: Any) -> Any:
+    options = [
+        click.option("--profile", default=None, help="Use [mail.profiles.NAME] from fivefold.toml."),
+        click.option("--server", default=None, help="host:port (default 127.0.0.1:25)."),
+        click.option("--security", type=click.Choice(["tls", "starttls", "none"]), default=None,
+                     help="Default from the port: 465 tls, 587 starttls, else none."),
+        click.option("--user", default=None, help="AUTH user name."),
+        click.option("--password-env", default=None, metavar="NAME",
+                     help="Environment variable holding the password (never pass it as an argument)."),
+        click.option("--password-command", default=None, metavar="CMD",
+                     help="Command whose first output line is the password."),
+        click.option("--oauth-token-command", default=None, metavar="CMD",
+                     help="Command printing an OAuth2 access token (AUTH XOAUTH2)."),
+        click.option("--cafile", type=click.Path(path_type=Path), default=None,
+                     help="CA bundle to verify the server's certificate (default: system store)."),
+        click.option("--insecure", is_flag=True, default=None,
+                     help="Do NOT verify the certificate (dangerous; warns)."),
+        click.option("--allow-plain", is_flag=True, default=None,
+                     help="Allow an unencrypted connection to a non-local server."),
+        click.option("--timeout", type=float, default=None, help="Seconds for connect and each command."),
+        click.option("--retries", type=int, default=None, help="Retries of transient failures (default 3)."),
+        click.option("--dkim-key", type=click.Path(path_type=Path), default=None, help="DKIM private key."),
+        click.option("--dkim-selector", default=None, help="DKIM selector."),
+        click.option("--dkim-domain", default=None, help="DKIM domain (default: the From domain)."),
+        click.option("--dry-run", "dry_run", type=click.Path(path_type=Path), default=None, metavar="DIR",
+                     help="Write each message as a .eml file under DIR instead of sending."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _flags(kw: dict[str, Any]) -> dict[str, Any]:
+    names = ("server", "security", "user", "password_env", "password_command", "oauth_token_command",
+             "cafile", "insecure", "allow_plain", "timeout", "retries", "dkim_key", "dkim_selector",
+             "dkim_domain")
+    return {name: kw.get(name) for name in names}
+
+
+def _read_text(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if value == "-":
+        return sys.stdin.read()
+    try:
+        return Path(value).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{what} {value}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {value}: not UTF-8 text") from None
+
+
+def _inline(values: tuple[str, ...]) -> list[Any]:
+    from fivefold.mail.message import Attachment
+
+    out = []
+    for value in values:
+        # NAME=FILE gives the cid explicitly; a bare FILE is referenced as cid:<file name>.
+        cid, sep, path = value.partition("=")
+        if not sep:
+            cid, path = Path(value).name, value
+        out.append(Attachment.from_path(Path(path), cid=cid))
+    return out
+
+
+@cli.command()
+@click.option("--from", "sender", default=None, help='"Name <address>" (or [mail] from).')
+@click.option("--to", multiple=True, help="Recipient (repeat, or comma-separate).")
+@click.option("--cc", multiple=True, help="Cc recipient.")
+@click.option("--bcc", multiple=True, help="Bcc recipient (envelope only, never in a header).")
+@click.option("--reply-to", multiple=True, help="Reply-To address.")
+@click.option("--subject", default="", help="Subject line.")
+@click.option("--text", "text_file", default=None, metavar="FILE|-", help="Text body file; - = stdin.")
+@click.option("--html", "html_file", default=None, metavar="FILE", help="HTML body file.")
+@click.option("--attach", multiple=True, type=click.Path(path_type=Path), help="Attach a file (repeat).")
+@click.option("--inline", multiple=True, metavar="[CID=]FILE", help="Inline image for cid: references.")
+@click.option("--header", multiple=True, metavar="'Name: value'", help="Extra header (repeat).")
+@_connection_options
+def send(sender: str | None, to: tuple[str, ...], cc: tuple[str, ...], bcc: tuple[str, ...],
+         reply_to: tuple[str, ...], subject: str, text_file: str | None, html_file: str | None,
+         attach: tuple[Path, ...], inline: tuple[str, ...], header: tuple[str, ...], profile: str | None,
+         dry_run: Path | None, as_json: bool, **kw: Any) -> None:
+    """Send one message."""
+    from fivefold.mail import config
+    from fivefold.mail.message import Attachment, Message
+
+    settings = config.load(_flags(kw), profile=profile, prompt=dry_run is None)
+    headers: dict[str, str] = {}
+    for item in header:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise UsageError(f"--header {item!r}: expected 'Name: value'")
+        headers[name.strip()] = value.strip()
+    sender = sender or settings.sender
+    if not sender:
+        raise UsageError("--from is required (or set [mail] from in fivefold.toml)")
+    message = Message(
+        sender=sender, to=list(to), cc=list(cc), bcc=list(bcc), reply_to=list(reply_to), subject=subject,
+        text=_read_text(text_file, "--text"), html=_read_text(html_file, "--html"),
+        attachments=[Attachment.from_path(path) for path in attach], inline=_inline(inline), headers=headers,
+    )
+    signer = _signer(settings, message)
+    if dry_run is not None:
+        from fivefold.mail.dryrun import write_eml
+
+        path = write_eml(message, dry_run, dkim=signer)
+        _report({"dry_run": str(path), "envelope": message.envelope()[1]}, as_json,
+                f"wrote {path}")
+        return
+    from fivefold.mail.sending import deliver_prepared, prepare, run_sync
+
+    prepared = prepare(message, signer)
+    result = run_sync(deliver_prepared(prepared, settings.endpoint, settings.options,
+                                       retries=settings.retries))
+    if as_json:
+        from fivefold._common.jsonout import emit
+
+        emit(result)
+    else:
+        click.echo(f"sent {result.message_id} to {len(result.accepted)} recipient(s) via {settings.endpoint}")
+        for rcpt, reply in result.refused.items():
+            click.echo(f"refused {rcpt}: {reply}", err=True)
+    if result.refused:
+        raise FivefoldError(f"{len(result.refused)} recipient(s) refused: {', '.join(result.refused)}")
+
+
+def _signer(settings: Any, message: Any) -> Any:
+    if settings.dkim_key is None:
+        if settings.dkim_selector:
+            raise UsageError("--dkim-selector needs --dkim-key")
+        return None
+    if not settings.dkim_selector:
+        raise UsageError("--dkim-key needs --dkim-selector")
+    from fivefold.mail.dkim import DkimSigner
+
+    domain = settings.dkim_domain or message.parsed().sender.domain
+    return DkimSigner(settings.dkim_key, settings.dkim_selector, domain)
+
+
+def _report(payload: dict[str, Any], as_json: bool, line: str) -> None:
+    if as_json:
+        from fivefold._common.jsonout import emit
+
+        emit(payload)
+    else:
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=1025, show_default=True, help="Port (0 picks a free one).")
+@click.option("--maildir", type=click.Path(path_type=Path), default=DEFAULT_MAILDIR, show_default=True)
+@click.option("--tls", type=click.Choice(["starttls", "tls"]), default=None,
+              help="Offer STARTTLS (required) or speak implicit TLS, with a generated certificate.")
+@click.option("--auth", default=None, metavar="USER:ENVVAR",
+              help="Require AUTH as USER with the password in environment variable ENVVAR.")
+@click.option("--count", type=int, default=None, help="Exit after this many messages.")
+@click.option("--cert-dir", type=click.Path(path_type=Path), default=None,
+              help="Where to write the generated certificate (default: <maildir>/tls).")
+def serve(host: str, port: int, maildir: Path, tls: str | None, auth: str | None, count: int | None,
+          cert_dir: Path | None) -> None:
+    """Run the local capture server; every message goes into a Maildir."""
+    import threading
+
+    from fivefold.mail.server import CaptureServer, Received
+
+    credentials = None
+    if auth is not None:
+        user, sep, env = auth.partition(":")
+        if not sep or not user or not env:
+            raise UsageError("--auth: expected USER:ENVVAR (the password is read from ENVVAR)")
+        from fivefold.mail.secrets import from_env
+
+        credentials = (user, from_env(env, what="--auth password").reveal())
+    cert = None
+    if tls is not None:
+        from fivefold.mail.certs import make_self_signed
+
+        cert = make_self_signed(cert_dir or maildir / "tls")
+    done = threading.Event()
+    seen = [0]
+
+    def on_message(item: Received) -> None:
+        seen[0] += 1
+        click.echo(f"{item.key} from={item.mail_from} to={','.join(item.rcpt_tos)} size={item.size} "
+                   f"subject={item.subject!r}", err=False)
+        sys.stdout.flush()
+        if count is not None and seen[0] >= count:
+            done.set()
+
+    server = CaptureServer(host=host, port=port, maildir=maildir, tls=tls,  # type: ignore[arg-type]
+                           auth=credentials, cert=cert, on_message=on_message)
+    with server:
+        extra = f" tls={tls} cafile={server.cafile}" if tls else ""
+        click.echo(f"listening on {server.address} maildir={maildir}{extra}")
+        sys.stdout.flush()
+        try:
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            click.echo("stopped", err=True)
+
+
+@cli.command(name="list")
+@click.option("--maildir", type=click.Path(path_type=Path), default=DEFAULT_MAILDIR, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(maildir: Path, as_json: bool) -> None:
+    """List the messages in a capture Maildir."""
+    from fivefold.mail.maildir import list_messages
+
+    entries = list_messages(maildir)
+    if as_json:
+        from fivefold._common.jsonout import emit
+
+        emit([e.to_dict() for e in entries])
+        return
+    for number, entry in enumerate(entries, 1):
+        click.echo(f"{number:>4}  {entry.key[:24]:<24}  {entry.sender[:30]:<30}  {entry.subject}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--maildir", type=click.Path(path_type=Path), default=DEFAULT_MAILDIR, show_default=True)
+@click.option("--raw", is_flag=True, help="Print the message bytes exactly as received.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(ref: str, maildir: Path, raw: bool, as_json: bool) -> None:
+    """Show one message (REF: number in `list`, -1 for the newest, or key prefix)."""
+    from fivefold.mail.maildir import describe, find, load
+
+    entry = find(maildir, ref)
+    if raw:
+        sys.stdout.buffer.write(entry.path.read_bytes())
+        return
+    info = describe(load(entry))
+    info["envelope_recipients"] = list(entry.rcpt_tos)
+    if as_json:
+        from fivefold._common.jsonout import emit
+
+        emit(info)
+        return
+    for name, value in info["headers"].items():
+        click.echo(f"{name}: {value}")
+    if entry.rcpt_tos:
+        click.echo(f"(envelope: {', '.join(entry.rcpt_tos)})")
+    click.echo("")
+    click.echo(info["text"].rstrip("\n"))
+    click.echo("")
+    for part in info["parts"]:
+        name = f" {part['filename']}" if part.get("filename") else ""
+        size = f" {part['size']} bytes" if "size" in part else ""
+        click.echo(f"[{part['type']}{name}{size}]")
