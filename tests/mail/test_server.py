@@ -31,9 +31,9 @@ def test_starttls_with_auth_and_implicit_tls() -> None:
     with CaptureServer(tls="starttls", auth=("u", "pw")) as server:
         assert server.cafile is not None
         context = ssl.create_default_context(cafile=str(server.cafile))
-        with smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client:
-            with pytest.raises(smtplib.SMTPSenderRefused):  # STARTTLS and AUTH are required
-                client.sendmail("a@x.org", ["b@y.org"], b"Subject: x\r\n\r\n.\r\n")
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client, \
+                pytest.raises(smtplib.SMTPSenderRefused):  # STARTTLS and AUTH are required
+            client.sendmail("a@x.org", ["b@y.org"], b"Subject: x\r\n\r\n.\r\n")
         with smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client:
             client.starttls(context=context)
             with pytest.raises(smtplib.SMTPAuthenticationError):
@@ -50,7 +50,6 @@ def test_starttls_with_auth_and_implicit_tls() -> None:
 
 def test_maildir_given_persists(tmp_path) -> None:
     box = tmp_path / "box"
-    with CaptureServer(maildir=box) as server:
-        with smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client:
-            client.sendmail("a@x.org", ["b@y.org"], b"Subject: kept\r\n\r\nx\r\n")
+    with CaptureServer(maildir=box) as server, smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client:
+        client.sendmail("a@x.org", ["b@y.org"], b"Subject: kept\r\n\r\nx\r\n")
     assert len(list((box / "new").iterdir())) == 1

@@ -62,6 +62,11 @@ def parse_address(value: str, *, field: str = "address") -> Address:
     ):
         raise AddressError(f"{field}: invalid domain in {value!r}")
     try:
+        if not addr.isascii():
+            # RFC 6531 (SMTPUTF8) addresses: the stdlib parser is ASCII-only, so the parts go in as-is.
+            if not re.fullmatch(r"[^\s\x00-\x1f\"(),:;<>@\[\\\]]+", local):
+                raise ValueError("invalid characters in the local part")
+            return Address(display_name=name, username=local, domain=domain)
         return Address(display_name=name, addr_spec=addr)
     except (ValueError, IndexError) as exc:
         raise AddressError(f"{field}: invalid address {value!r} ({exc})") from None

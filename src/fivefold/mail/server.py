@@ -26,6 +26,7 @@ import ssl
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -290,9 +291,16 @@ class CaptureServer:
         auth_kwargs: dict[str, Any] = {}
         if self.auth is not None:
             auth_kwargs = {"authenticator": handler.authenticate, "auth_required": True,
-                           "auth_require_tls": self.auth_require_tls}
+                           "auth_require_tls": self.auth_require_tls and self.tls != "tls"}
+            # aiosmtpd only knows TLS it negotiated itself (STARTTLS); implicit TLS is already on.
 
         def factory() -> SMTP:
+            with warnings.catch_warnings():
+                # "AUTH without TLS" is a false alarm under implicit TLS (see auth_require_tls above).
+                warnings.simplefilter("ignore", UserWarning)
+                return make()
+
+        def make() -> SMTP:
             return SMTP(
                 handler,
                 hostname="fivefold-capture",

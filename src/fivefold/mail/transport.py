@@ -157,6 +157,9 @@ async def connect(endpoint: Endpoint, options: ConnectOptions) -> aiosmtplib.SMT
     log.debug("connecting to %s (security=%s, timeout=%ss)", endpoint, endpoint.security, options.timeout)
     try:
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            # Extensions (SMTPUTF8, SIZE, 8BITMIME) must be known before the first MAIL.
+            await client.ehlo()
     except BaseException as exc:
         client.close()
         raise classify_connect(exc, endpoint, options) from None
