@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,8 +41,15 @@ class Row:
     status: Status = "stored"
     error: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url, "page": self.page, "title": self.title, "fields": self.fields,
+            "path": self.path, "sha256": self.sha256, "bytes": self.bytes,
+            "content_type": self.content_type, "status": self.status, "error": self.error,
+        }
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Row:

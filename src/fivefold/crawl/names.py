@@ -8,6 +8,7 @@ resolve inside the output directory.
 
 from __future__ import annotations
 
+import os
 import re
 import string
 import unicodedata
@@ -121,13 +122,17 @@ def numbered(name: str, number: int) -> str:
     return f"{stem}-{number}.{ext}"
 
 
-def inside(root: Path, name: str) -> Path:
-    """``root / name``, verified to be a direct child of ``root`` after resolution."""
-    if not name or "/" in name or "\\" in name or name in {".", ".."}:
+def inside(root: Path, name: str, real_root: str | None = None) -> Path:
+    """``root / name``, verified to be a direct child of ``root`` after resolving links.
+
+    ``real_root`` is ``os.path.realpath(root)`` when the caller has it already.
+    """
+    if not name or "/" in name or "\\" in name or name in {".", ".."} or "\x00" in name:
         raise ValueError(f"unsafe file name {name!r}")
     if len(name.encode("utf-8")) > NAME_MAX_BYTES:
         raise ValueError(f"file name longer than {NAME_MAX_BYTES} bytes: {name[:40]!r}...")
     path = root / name
-    if path.resolve(strict=False).parent != root.resolve(strict=False):
+    real_root = real_root if real_root is not None else os.path.realpath(root)
+    if os.path.dirname(os.path.realpath(path)) != real_root:
         raise ValueError(f"file name {name!r} leaves the output directory")
     return path
