@@ -27,7 +27,15 @@ from fivefold._common.errors import FivefoldError
 from fivefold._common.log import get_logger
 from fivefold.crawl.config import Options, Summary
 from fivefold.crawl.extract import extract
-from fivefold.crawl.fetch import ROBOTS_AGENT, FetchError, download, fetch_page, fetch_robots, make_session
+from fivefold.crawl.fetch import (
+    ROBOTS_AGENT,
+    Download,
+    FetchError,
+    download,
+    fetch_page,
+    fetch_robots,
+    make_session,
+)
 from fivefold.crawl.manifest import Row
 from fivefold.crawl.names import extension_for
 from fivefold.crawl.politeness import Host, backoff
@@ -65,7 +73,7 @@ class Crawler:
         self._stop = False
         self._wake = asyncio.Event()
         self._fresh_starts: set[str] = set()
-        self._reserved = 0
+        self._downloading = 0
         self._stored = 0
         self._state: State | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -366,15 +374,24 @@ class Crawler:
     async def _media(self, item: Item, host: Host) -> None:
         state, session, store, rules = self._state, self._session, self.store, self.rules
         assert state is not None and session is not None
-        if rules.max_files is not None and self._stored + self._reserved >= rules.max_files:
+        if rules.max_files is not None and self._stored + self._downloading >= rules.max_files:
             item.attempts -= 1
             self.stats.requests -= 1
             await state.retry(item, 0.0, "not started: --max-files reached")
             self._stop = True
             self.stats.stopped_early = True
             return
-        result = await download(session, item.url, store.temp_path(), max_bytes=rules.max_bytes,
-                                type_allowed=rules.type_allowed, fsync=self.options.fsync)
+        self._downloading += 1
+        try:
+            result = await download(session, item.url, store.temp_path(), max_bytes=rules.max_bytes,
+                                    type_allowed=rules.type_allowed, fsync=self.options.fsync)
+            await self._keep(item, host, result)
+        finally:
+            self._downloading -= 1
+
+    async def _keep(self, item: Item, host: Host, result: Download) -> None:
+        state, store, rules = self._state, self.store, self.rules
+        assert state is not None
         host.succeeded()
         self.stats.downloads += 1
         self.stats.downloaded_bytes += result.size
@@ -386,19 +403,15 @@ class Crawler:
                   result.sha256, result.size, result.content_type, "stored")
         ext = extension_for(item.url, result.content_type)
         names = store.candidate_names(rules.name, item, result.sha256, ext, title, host.name)
-        self._reserved += 1
-        try:
-            path, is_new = await state.reserve(result.sha256, names, row, item.depth)
-            row.path = path
-            if is_new:
-                store.place(result.temp, path)
-                self._stored += 1
-            else:
-                os.unlink(result.temp)
-                row.status = "duplicate"
-            await state.commit(item, row)
-        finally:
-            self._reserved -= 1
+        path, is_new = await state.reserve(result.sha256, names, row, item.depth)
+        row.path = path
+        if is_new:
+            store.place(result.temp, path)
+            self._stored += 1
+        else:
+            os.unlink(result.temp)
+            row.status = "duplicate"
+        await state.commit(item, row)
         store.append(row)
 
 

@@ -4,7 +4,7 @@ hostile titles, and optional latency and faults. Tests, benchmarks and the demo 
 Layout: ``/`` and ``/page/N`` are index pages with ``a.detail`` links to ``/item/ID`` and an
 ``a[rel=next]`` link to the next index page; an item page has ``h1`` (the title),
 ``img.photo`` (``/img/ID.jpg``) and ``p.caption``. robots.txt disallows ``/private/`` (each
-index page links there) and sets a Crawl-delay. Faults, when on, hit a fraction of requests
+index page has an ``a.detail`` link there) and sets a Crawl-delay. Faults, when on, hit a fraction of requests
 (never robots.txt, at most ``max_faults_per_url`` times per URL): 429 with Retry-After in
 seconds, 503 with Retry-After as an HTTP date, a body cut short, a connection reset, a body
 sent slowly. ``traps`` adds a redirect loop and an over-large file to the first index page.
@@ -134,7 +134,8 @@ class DemoSite:
                      '<li><a class="detail" href="/item/huge">huge</a></li>')
         return (f"<!doctype html><html><head><title>Gallery page {number}</title></head><body>"
                 f"<h1>Gallery, page {number}</h1><ul>{links}{traps}</ul><nav>{nav}</nav>"
-                f'<p><a href="/private/admin">admin</a> <a href="mailto:x@example.com">mail</a> '
+                f'<p><a class="detail" href="/private/admin">admin</a> '
+                f'<a href="mailto:x@example.com">mail</a> '
                 f'<a href="https://elsewhere.example/">elsewhere</a></p></body></html>')
 
     def _item(self, item: int | str) -> str:

@@ -33,6 +33,7 @@ class Host:
     delay: float = 0.0
     active: int = 0
     next_start: float = 0.0
+    last_start: float = 0.0
     penalty: float = 0.0
     refused_in_row: int = 0
     robots: Protego | None = None
@@ -50,7 +51,8 @@ class Host:
 
     def start(self, now: float) -> None:
         self.active += 1
-        self.next_start = max(now, self.next_start) + self.interval()
+        self.last_start = max(now, self.next_start)
+        self.next_start = self.last_start + self.interval()
 
     def refused(self, now: float) -> None:
         """A 429: after a few in a row, space every request to this host further apart."""
@@ -71,6 +73,8 @@ class Host:
         self.robots = Protego.parse(text) if text is not None else None
         crawl_delay = self.robots.crawl_delay(user_agent) if self.robots is not None else None
         self.delay = max(base_delay, float(crawl_delay or 0.0))
+        # The request that waited for robots.txt started before the delay was known.
+        self.next_start = max(self.next_start, self.last_start + self.delay)
         self.robots_loaded = True
 
 
