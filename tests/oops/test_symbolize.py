@@ -8,6 +8,7 @@ meaningful.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import struct
 import subprocess
@@ -17,11 +18,12 @@ import capstone
 import pytest
 
 from fivefold._common.errors import FivefoldError
-from fivefold.oops.symbolize import FrameQuery, SourceLocation, Symbolizer
+from fivefold.oops.symbolize import DEMO_ELF_DIR, FrameQuery, SourceLocation, Symbolizer, kernel_offset_of
 from fivefold.oops.symbolize_elf import ElfImage, Symbol
 
 ELF_DIR = Path(__file__).parent / "elf"
 SRC = ELF_DIR / "src"
+DEMO_LOG = DEMO_ELF_DIR / "demo-x86.log"
 ARCHES = ("x86_64", "arm", "thumb", "arm64")
 HAVE_LLVM = shutil.which("llvm-symbolizer") is not None
 HAVE_ADDR2LINE = shutil.which("addr2line") is not None
@@ -299,3 +301,42 @@ def test_build_script_reproduces_the_committed_elfs(tmp_path: Path) -> None:
     subprocess.run(["sh", str(ELF_DIR / "build.sh"), str(tmp_path)], check=True, capture_output=True)
     for path in [*ELF_DIR.glob("vmlinux-*"), ELF_DIR / "demo_mod.ko"]:
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_kernel_offset_line_and_out_of_range_addresses() -> None:
+    log = DEMO_LOG.read_text()
+    offset = kernel_offset_of(log)
+    assert offset == 0x1A000000
+    assert kernel_offset_of("no panic here") is None
+    queries = [
+        FrameQuery(None, None, None, None, 0x1234),  # below the KASLR offset
+        FrameQuery(None, None, None, None, 1 << 40),  # beyond a 32-bit ELF
+    ]
+    with Symbolizer(vmlinux("arm"), kernel_offset=0x10000) as sym:
+        assert sym.symbolize(queries) == [[], []]
+
+
+def test_demo_log_symbolizes_against_the_shipped_elf() -> None:
+    frames = re.findall(
+        r"\[<([0-9a-f]+)>\] (?:\? )?(\w+)\+(0x[0-9a-f]+)/(0x[0-9a-f]+)(?: \[(\w+)\])?", DEMO_LOG.read_text()
+    )
+    assert len(frames) == 5
+    queries = [FrameQuery(f, int(o, 16), int(s, 16), m or None, int(a, 16)) for a, f, o, s, m in frames]
+    rip = re.search(r"RIP: 0010:(\w+)\+(0x[0-9a-f]+)/(0x[0-9a-f]+)", DEMO_LOG.read_text())
+    assert rip is not None
+    queries.insert(
+        0, FrameQuery(rip[1], int(rip[2], 16), int(rip[3], 16), None, None, is_return_address=False)
+    )
+    elf = DEMO_ELF_DIR / "vmlinux-x86_64"
+    with Symbolizer(elf, DEMO_ELF_DIR, kernel_offset=kernel_offset_of(DEMO_LOG.read_text()) or 0) as sym:
+        by_name = [[where(loc) for loc in c] for c in sym.symbolize(queries)]
+        by_address = sym.symbolize(
+            [FrameQuery(None, None, None, None, q.address) for q in queries[1:] if not q.module]
+        )
+    assert by_name[0] == expect(("validate", "validate_bug"), ("helper", "helper_b_validate"))
+    assert by_name[1] == expect(("drv_b", "drv_b_call"))
+    assert by_name[2] == expect(("demo_ioctl", "demo_ioctl_call_b"))
+    assert by_name[3] == expect(("demo_mod_ioctl", "mod_ioctl_call"))
+    assert by_name[4] == expect(("demo_dispatch", "demo_dispatch_call"))
+    assert by_name[5] == expect(("_start", "start_call"))
+    assert [[where(loc) for loc in c] for c in by_address] == [by_name[i] for i in (1, 2, 4, 5)]

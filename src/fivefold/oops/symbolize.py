@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -27,10 +28,20 @@ from fivefold.oops.symbolize_types import FrameQuery, SourceLocation
 if TYPE_CHECKING:
     from fivefold.oops.symbolize_tools import Backend
 
-__all__ = ["BACKENDS", "FrameQuery", "SourceLocation", "Symbolizer"]
+__all__ = ["BACKENDS", "DEMO_ELF_DIR", "FrameQuery", "SourceLocation", "Symbolizer", "kernel_offset_of"]
 
 BACKENDS = ("llvm-symbolizer", "addr2line", "pyelftools")
+# The shipped demo: vmlinux-x86_64, demo_mod.ko, their sources and demo-x86.log.
+DEMO_ELF_DIR = Path(__file__).parent / "data" / "elf"
 log = logging.getLogger("fivefold.oops.symbolize")
+_KERNEL_OFFSET = re.compile(r"Kernel Offset: (0x[0-9a-fA-F]+) from (0x[0-9a-fA-F]+)")
+
+
+def kernel_offset_of(text: str) -> int | None:
+    """The KASLR offset a panic prints (``Kernel Offset: 0x1a000000 from 0xffffffff81000000``):
+    what to subtract from raw runtime addresses to get link-time ones. The last one wins."""
+    found = _KERNEL_OFFSET.findall(text)
+    return int(found[-1][0], 16) if found else None
 
 
 class Symbolizer:
@@ -166,6 +177,8 @@ class Symbolizer:
         # offset of 0 is a function's first byte, never a return address inside it.
         if query.is_return_address and (query.offset is None or query.offset > 0) and address > 0:
             address -= 1
+        if not 0 <= address < 1 << image.address_bits:
+            return None  # a 64-bit address in a 32-bit log, or an offset larger than the address
         return image, address
 
     def symbolize(self, queries: Sequence[FrameQuery]) -> list[list[SourceLocation]]:

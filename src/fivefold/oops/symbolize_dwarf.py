@@ -21,48 +21,41 @@ _Row = tuple[int, int, str, int, int]  # address, 0 = end of sequence / 1 = row,
 
 
 class DwarfIndex:
-    """Line rows of every compilation unit, sorted by address, and CU address ranges."""
+    """CU address ranges of one ELF; a CU's line rows are decoded on its first lookup, so a
+    large vmlinux costs only the CUs a log touches."""
 
     def __init__(self, image: ElfImage) -> None:
         self.image = image
         self.dwarf: Any = image.elf.get_dwarf_info() if image.has_dwarf() else None
-        self._rows: list[_Row] = []
-        self._keys: list[tuple[int, int]] = []
         self._cus: list[tuple[int, int, Any]] = []
+        self._rows: dict[int, tuple[list[tuple[int, int]], list[_Row]]] = {}
+        self._answers: dict[int, list[SourceLocation]] = {}
         if self.dwarf is not None:
-            self._build()
+            for cu in self.dwarf.iter_CUs():
+                for low, high in self._ranges(cu.get_top_DIE(), cu):
+                    self._cus.append((low, high, cu))
 
-    def _build(self) -> None:
+    def _rows_of(self, cu: Any) -> tuple[list[tuple[int, int]], list[_Row]]:
+        cached = self._rows.get(cu.cu_offset)
+        if cached is not None:
+            return cached
         rows: list[_Row] = []
-        for cu in self.dwarf.iter_CUs():
-            top = cu.get_top_DIE()
-            for low, high in self._ranges(top, cu):
-                self._cus.append((low, high, cu))
-            program = self.dwarf.line_program_for_CU(cu)
-            if program is None:
+        program = self.dwarf.line_program_for_CU(cu)
+        comp_dir = _comp_dir(cu)
+        for entry in program.get_entries() if program is not None else ():
+            state = entry.state
+            if state is None:
                 continue
-            comp_dir = _comp_dir(cu)
-            for entry in program.get_entries():
-                state = entry.state
-                if state is None:
-                    continue
-                if state.end_sequence:
-                    rows.append((state.address, 0, "", 0, 0))
-                else:
-                    rows.append(
-                        (
-                            state.address,
-                            1,
-                            _file_name(program, state.file, comp_dir),
-                            state.line,
-                            state.column,
-                        )
-                    )
+            if state.end_sequence:
+                rows.append((state.address, 0, "", 0, 0))
+            else:
+                name = _file_name(program, state.file, comp_dir)
+                rows.append((state.address, 1, name, state.line, state.column))
         # Stable: among rows at one address the last one wins (as in LLVM's lookup), and an
         # end-of-sequence row sorts before a new sequence starting at the same address.
         rows.sort(key=lambda r: (r[0], r[1]))
-        self._rows = rows
-        self._keys = [(r[0], r[1]) for r in rows]
+        self._rows[cu.cu_offset] = ([(r[0], r[1]) for r in rows], rows)
+        return self._rows[cu.cu_offset]
 
     def _ranges(self, die: Any, cu: Any) -> list[tuple[int, int]]:
         attrs = die.attributes
@@ -88,11 +81,12 @@ class DwarfIndex:
             return out
         return []
 
-    def line_at(self, address: int) -> tuple[str, int, int] | None:
-        i = bisect.bisect_right(self._keys, (address, 1)) - 1
-        if i < 0 or self._rows[i][1] == 0:
+    def line_at(self, cu: Any, address: int) -> tuple[str, int, int] | None:
+        keys, rows = self._rows_of(cu)
+        i = bisect.bisect_right(keys, (address, 1)) - 1
+        if i < 0 or rows[i][1] == 0:
             return None
-        _, _, file, line, column = self._rows[i]
+        _, _, file, line, column = rows[i]
         return file, line, column
 
     def _cu_at(self, address: int) -> Any:
@@ -115,12 +109,20 @@ class DwarfIndex:
                 return
 
     def symbolize(self, address: int) -> list[SourceLocation]:
+        # Logs repeat frames (the same syscall path in every report): walk the DIEs once.
+        cached = self._answers.get(address)
+        if cached is None:
+            cached = self._answers[address] = self._symbolize(address)
+        return list(cached)
+
+    def _symbolize(self, address: int) -> list[SourceLocation]:
         if self.dwarf is None:
             return []
-        row = self.line_at(address)
         cu = self._cu_at(address)
-        nest = [] if cu is None else [d for d in self._scopes(cu.get_top_DIE(), cu, address)]
-        nest = [d for d in nest if d.tag != "DW_TAG_lexical_block"]
+        if cu is None:
+            return []
+        row = self.line_at(cu, address)
+        nest = [d for d in self._scopes(cu.get_top_DIE(), cu, address) if d.tag != "DW_TAG_lexical_block"]
         if row is None and not nest:
             return []
         symbol = self.image.symbol_at(address)

@@ -38,6 +38,7 @@ class ElfImage:
             raise FivefoldError(f"{path}: no such file")
         if not path.is_file():
             raise FivefoldError(f"{path}: not a regular file, expected an ELF file")
+        self.abspath = str(path.resolve())  # what the tools are told; resolved once
         self._stream: IO[bytes] = path.open("rb")
         try:
             if self._stream.read(4) != b"\x7fELF":

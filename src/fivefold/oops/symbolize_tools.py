@@ -126,7 +126,7 @@ class LlvmSymbolizer:
             return []
         if self._pipe is None:
             self._pipe = _Pipe([self.exe, "--output-style=JSON", "--inlining", "--functions=linkage"])
-        lines = [f'CODE "{elf.path.resolve()}" {addr:#x}\n' for elf, addr in requests]
+        lines = [f'CODE "{elf.abspath}" {addr:#x}\n' for elf, addr in requests]
         writer = self._pipe.send(lines)
         try:
             return [self._parse(self._pipe.readline()) for _ in lines]
