@@ -8,7 +8,8 @@ size in bounded memory.
 from __future__ import annotations
 
 from fivefold.oops.api import analyze, parse, parse_stream
-from fivefold.oops.crash import SCHEMA_VERSION, Context, Crash, Frame, Registers, SourceLine
+from fivefold.oops.crash import SCHEMA_VERSION, Context, Crash, Frame, Registers
+from fivefold.oops.symbolize_types import SourceLocation
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -16,7 +17,7 @@ __all__ = [
     "Crash",
     "Frame",
     "Registers",
-    "SourceLine",
+    "SourceLocation",
     "analyze",
     "parse",
     "parse_stream",

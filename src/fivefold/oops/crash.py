@@ -9,19 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fivefold.oops.symbolize_types import SourceLocation
+
 #: Bumped whenever a field of the JSON document changes meaning or disappears.
 SCHEMA_VERSION = 1
-
-
-@dataclass
-class SourceLine:
-    """One source location of a frame (inline chains have several, innermost first)."""
-
-    function: str
-    file: str
-    line: int
-    column: int = 0
-    inlined: bool = False
 
 
 @dataclass
@@ -38,7 +29,7 @@ class Frame:
     inline: bool = False  # printed as "[inline]" (already symbolized logs)
     file: str | None = None  # "file.c:123" when the log is already symbolized
     stack: str = "task"  # which trace it belongs to: task, irq, exception, alloc, free, ...
-    source: list[SourceLine] = field(default_factory=list)  # filled by symbolization
+    source: list[SourceLocation] = field(default_factory=list)  # inline chain, innermost first
 
     def label(self) -> str:
         if self.function is None:
@@ -116,9 +107,10 @@ class Crash:
 
 
 def _code_dict(code: Any) -> dict[str, Any]:
-    if hasattr(code, "to_dict"):
-        result: dict[str, Any] = code.to_dict()
-        return result
+    for method in ("as_dict", "to_dict"):
+        if hasattr(code, method):
+            result: dict[str, Any] = getattr(code, method)()
+            return result
     try:
         return asdict(code)
     except TypeError:

@@ -466,7 +466,12 @@ LINUX_OOPSES: tuple[Oops, ...] = (
          (Format(title="rust_kernel: panicked", report="rust_kernel: panicked at [^\n]*?\n(.+?)\n",
                  fmt="{0} in {1}", stack=_trace_stack(skip=(re.escape("__rustc::rust_begin_unwind"),))),)),
     KERNEL_BUG,
-    _simple("Kernel BUG", "Kernel BUG (.*)", "kernel BUG {0}"),
+    # arm "Kernel BUG at c04289dc": the address means nothing across builds, "PC is at" names it.
+    Oops("Kernel BUG", (
+        Format(title="Kernel BUG at [0-9a-f]+ .*\\n(?:.*\\n)*?.*PC is at", fmt="kernel BUG in {0}",
+               stack=_RIP_ONLY),
+        Format(title="Kernel BUG (.*)", fmt="kernel BUG {0}"),
+    )),
     _simple("BUG kmalloc-", "BUG kmalloc-.*: Object already free", "BUG: Object already free"),
     _simple("divide error:", "divide error: ", "divide error in {0}", stack=_RIP_ONLY),
     _simple("divide_error:", "divide_error: ", "divide error in {0}", stack=_RIP_ONLY),

@@ -35,9 +35,16 @@ CONSOLE_FAST_RE = re.compile(
     r"^(?:\*\* [0-9]+ printk messages dropped \*\* )?(?:\<[0-9]+\>)?\[ *[0-9]+\.[0-9]+\](\[ *(?:C|T)[0-9]+\])? ",
     re.ASCII,
 )
+# One match per line: the console prefix (group 1) with its caller id (group 2), if any.
+LINE_RE = re.compile(
+    r"^((?:\*\* [0-9]+ printk messages dropped \*\* )?(?:\<[0-9]+\>)?\[ *[0-9]+\.[0-9]+\]"
+    r"(\[ *(?:C|T)[0-9]+\])? )?.*$",
+    re.ASCII | re.M,
+)
 TASK_CONTEXT = re.compile(r"\[ *T[0-9]+\]")
 CPU_CONTEXT = re.compile(r"\[ *C[0-9]+\]")
 CONSOLE = "console"
+MAX_DETAIL_LINES = 4000
 CORRUPTED_NO_FRAMES = "extracted no frames"
 GCE_HANGUP = "serialport: VM disconnected."
 CORRUPTED_TITLE = re.compile(r"\[ *[0-9]+\.[0-9]+\]")
@@ -125,6 +132,8 @@ class RawReport:
     report: str  # lines of the report's context, prefixes stripped
     report_end: int  # where the report stops being trustworthy (next crash)
     next_start: int  # the next crash header not belonging to this report, or -1
+    lines: list[str]  # the report's lines for details: "? " frames kept, up to the next crash
+    lines_end: int  # where the last of those lines ends
 
 
 def _lines(text: str, start: int = 0) -> list[tuple[int, int]]:
@@ -211,12 +220,15 @@ def cut_report(text: str, oops: F.CompiledOops, start: int) -> RawReport:
     skip_text = cpu_traceback = False
     oops_line = ""
     headers = _oops_lines(text, start)
+    detail: list[str] = []
+    detail_end = start
     info = t.info_with_stack.search(text, first_nl + 1) if first_nl != -1 else None
     info_line = text.rfind("\n", 0, info.start()) + 1 if info is not None else -1
     ls = start
-    for line in text[start:].split("\n"):
-        le = ls + len(line)
-        line_start, ls = ls, le + 1
+    del ls
+    for m in LINE_RE.finditer(text, start):
+        line_start, le = m.span()
+        line = m.group()
         if line.endswith("\r"):
             line = line[:-1]
         is_oops_line = line_start == start
@@ -228,10 +240,23 @@ def cut_report(text: str, oops: F.CompiledOops, start: int) -> RawReport:
                 second = line_start
         elif line_start == info_line and second == 0:
             second = line_start
-        ctx = _context(line)
-        stripped, questionable = _strip(line, ctx)
-        if not is_oops_line and (questionable or (ctx != context and (
-                not cpu_traceback or not CPU_CONTEXT.search(ctx)))):
+        if m.group(1) is None:
+            ctx = _context(line) if " login: " in line else ""
+        else:
+            ctx = m.group(2) or CONSOLE
+        if ctx:
+            body = line[line.find("] ") + 2:]
+            stripped, questionable = body, False
+            if " ? " in body or body.endswith(" (unreliable)"):
+                stripped, questionable = _strip(line, ctx)
+        else:
+            body = stripped = line
+            questionable = False
+        same = ctx == context or (cpu_traceback and CPU_CONTEXT.search(ctx) is not None)
+        if (is_oops_line or same) and (second == 0 or line_start < second) and len(detail) < MAX_DETAIL_LINES:
+            detail.append(body)
+            detail_end = le
+        if not is_oops_line and (questionable or not same):
             continue
         text_lines += 1
         skip_line = skip_text
@@ -253,7 +278,8 @@ def cut_report(text: str, oops: F.CompiledOops, start: int) -> RawReport:
             report_end = report_len
     body = "\n".join(report) + ("\n" if report else "")
     head = "\n".join(prefix) + ("\n" if prefix else "")
-    return RawReport(oops, start, end, context, head, body, report_end, second if second else -1)
+    return RawReport(oops, start, end, context, head, body, report_end, second if second else -1, detail,
+                     detail_end)
 
 
 # ---- titles ---------------------------------------------------------------------------------
@@ -587,7 +613,7 @@ def parse_one(text: str, start_at: int = 0) -> tuple[Crash, RawReport] | None:
         panicked="Kernel panic - not syncing" in text[start_at:],
         suppressed=table().suppressions.search(text) is not None,
         start=start,
-        end=max(raw.end, text.find("\n", start) if text.find("\n", start) != -1 else len(text)),
+        end=raw.lines_end,
         report=raw.report,
     )
     return crash, raw
