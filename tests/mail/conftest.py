@@ -19,11 +19,25 @@ class ScriptedHandler(MaildirHandler):
     """Replies to RCPT from a script (address -> list of replies, one per attempt) and can stall DATA."""
 
     def __init__(self, maildir: Path, *, rcpt: dict[str, list[str]] | None = None,
-                 data_delay: float = 0.0) -> None:
+                 data_delay: float = 0.0, drop_every: int = 0) -> None:
         super().__init__(maildir)
         self.rcpt_script = {k: list(v) for k, v in (rcpt or {}).items()}
         self.rcpt_attempts: dict[str, int] = {}
         self.data_delay = data_delay
+        self.drop_every = drop_every
+        self.mails = 0
+        self.sessions: set[int] = set()
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str | None:
+        self.mails += 1
+        self.sessions.add(id(session))
+        if self.drop_every and self.mails % self.drop_every == 0:
+            server.transport.close()  # the connection drops mid-transaction
+            return None
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:

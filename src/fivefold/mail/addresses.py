@@ -40,9 +40,20 @@ def check_header_name(name: str) -> str:
     return name
 
 
+_SIMPLE = re.compile(r"^(?:([A-Za-z0-9 ._-]*?) ?<)?([A-Za-z0-9._%+-]+)"
+                     r"@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)>?$")
+
+
 def parse_address(value: str, *, field: str = "address") -> Address:
     """``'Name <user@example.org>'`` or ``'user@example.org'`` as a validated ``Address``."""
     check_header_value(field, value)
+    simple = _SIMPLE.match(value)
+    if simple is not None and (simple.group(1) is None) == (not value.endswith(">")) \
+            and ".." not in simple.group(2) and not simple.group(2).startswith(".") \
+            and not simple.group(2).endswith("."):
+        # The common case (plain ASCII, dot-atom local part) without the full RFC 5322 parser.
+        return Address(display_name=(simple.group(1) or "").strip(), username=simple.group(2),
+                       domain=simple.group(3))
     text = value.strip()
     if not text:
         raise AddressError(f"{field}: empty address")

@@ -178,12 +178,13 @@ def _report(payload: dict[str, Any], as_json: bool, line: str) -> None:
 @click.option("--count", type=int, default=None, help="Exit after this many messages.")
 @click.option("--cert-dir", type=click.Path(path_type=Path), default=None,
               help="Where to write the generated certificate (default: <maildir>/tls).")
+@click.option("--discard", is_flag=True, help="Accept and drop messages (a sink for load tests).")
 def serve(host: str, port: int, maildir: Path, tls: str | None, auth: str | None, count: int | None,
-          cert_dir: Path | None) -> None:
+          cert_dir: Path | None, discard: bool) -> None:
     """Run the local capture server; every message goes into a Maildir."""
     import threading
 
-    from fivefold.mail.server import CaptureServer, Received
+    from fivefold.mail.server import CaptureServer, DiscardHandler, Received
 
     credentials = None
     if auth is not None:
@@ -209,8 +210,10 @@ def serve(host: str, port: int, maildir: Path, tls: str | None, auth: str | None
         if count is not None and seen[0] >= count:
             done.set()
 
-    server = CaptureServer(host=host, port=port, maildir=maildir, tls=tls,  # type: ignore[arg-type]
-                           auth=credentials, cert=cert, on_message=on_message)
+    handler = DiscardHandler() if discard else None
+    server = CaptureServer(host=host, port=port, maildir=None if discard else maildir,
+                           tls=tls, auth=credentials, cert=cert,  # type: ignore[arg-type]
+                           on_message=None if discard else on_message, handler=handler)
     with server:
         extra = f" tls={tls} cafile={server.cafile}" if tls else ""
         click.echo(f"listening on {server.address} maildir={maildir}{extra}")

@@ -160,6 +160,16 @@ class Message:
     # -- validation ------------------------------------------------------------------------
     def parsed(self) -> ParsedAddresses:
         """Validated, de-duplicated addresses (raises before anything is sent)."""
+        # Cached against the fields it depends on: the dataclass stays freely mutable.
+        state = (self.sender, tuple(self.to), tuple(self.cc), tuple(self.bcc), tuple(self.reply_to))
+        cached = self.__dict__.get("_parsed")
+        if cached is not None and cached[0] == state:
+            return cached[1]  # type: ignore[no-any-return]
+        result = self._parse()
+        self.__dict__["_parsed"] = (state, result)
+        return result
+
+    def _parse(self) -> ParsedAddresses:
         sender = parse_address(self.sender, field="From")
         to, cc, bcc = dedupe(parse_list(self.to, field="To"), parse_list(self.cc, field="Cc"),
                              parse_list(self.bcc, field="Bcc"))

@@ -113,6 +113,24 @@ class MaildirHandler:
         return f"250 2.0.0 OK queued as {key}"
 
 
+class DiscardHandler(MaildirHandler):
+    """Accepts and counts messages without storing them: a sink for load tests and benchmarks."""
+
+    def __init__(self, *, on_message: Callable[[Received], None] | None = None) -> None:
+        self.maildir = Path(tempfile.gettempdir())
+        self.auth = None
+        self.on_message = on_message
+        self.received = []
+        self._lock = threading.Lock()
+        self.count = 0
+        self.bytes = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        self.bytes += len(envelope.original_content or b"")
+        return "250 2.0.0 OK discarded"
+
+
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)

@@ -1,0 +1,260 @@
+"""``send_many``: many messages over a pool of connections, journalled for exactly-once resume.
+
+``concurrency`` workers each hold one authenticated connection and take messages from a
+shared queue; a connection carries message after message (an aborted transaction is reset
+with RSET, a dropped connection is reopened). Every message is journalled in the outbox
+(:mod:`fivefold.mail.outbox`) so that a run killed at any point can be started again: what
+the server accepted is not sent again, what it did not is sent exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from email.utils import make_msgid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fivefold._common.errors import FivefoldError
+from fivefold.mail.message import Message, _msgid_domain
+from fivefold.mail.outbox import Outbox
+from fivefold.mail.sending import SendResult, as_secret, backoff_delay, prepare, run_sync
+from fivefold.mail.transport import ConnectOptions, Endpoint, Secret, SendError, close, connect, transact
+
+if TYPE_CHECKING:
+    import aiosmtplib
+
+    from fivefold.mail.dkim import DkimSigner
+
+log = logging.getLogger("fivefold.mail.bulk")
+
+
+@dataclass
+class Job:
+    """One message of a batch, built lazily (``build(message_id) -> bytes``) by the worker."""
+
+    key: str
+    sender: str
+    recipients: list[str]
+    build: Callable[[str], bytes]
+    smtputf8: bool
+    message_id: str
+
+
+@dataclass
+class BulkReport:
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    in_flight_at_start: int = 0
+    elapsed: float = 0.0
+    results: dict[str, SendResult] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return (self.sent + self.failed) / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "sent": self.sent, "failed": self.failed, "skipped": self.skipped,
+                "in_flight_at_start": self.in_flight_at_start, "elapsed_s": round(self.elapsed, 3),
+                "messages_per_s": round(self.rate, 1),
+                "refused": {k: r.refused for k, r in self.results.items() if r.refused}}
+
+
+def message_key(index: int, message: Message) -> str:
+    """A key that is stable across runs of the same batch (position + envelope + subject)."""
+    sender, recipients = message.envelope()
+    digest = hashlib.sha1("\0".join([sender, *recipients, message.subject]).encode(), usedforsecurity=False)
+    return f"{index}:{digest.hexdigest()[:16]}"
+
+
+def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = None,
+                       dkim: DkimSigner | None = None) -> list[Job]:
+    """Validates every message first (nothing is sent when one is bad), then makes jobs."""
+    batch = list(messages)
+    if keys is not None and len(keys) != len(batch):
+        raise FivefoldError(f"send_many: {len(keys)} keys for {len(batch)} messages")
+    jobs: list[Job] = []
+    for index, message in enumerate(batch):
+        try:
+            parsed = message.check()
+        except FivefoldError as exc:
+            raise type(exc)(f"message {index + 1}: {exc}") from None
+        sender, recipients = message.envelope()
+        key = keys[index] if keys is not None else message_key(index, message)
+        message_id = message.message_id or make_msgid(domain=_msgid_domain(parsed.sender))
+
+        def build(mid: str, message: Message = message) -> bytes:
+            return prepare(replace(message, message_id=mid), dkim).data
+
+        jobs.append(Job(key, sender, recipients, build, message.needs_smtputf8(), message_id))
+    return jobs
+
+
+class _Worker:
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def loop(self) -> None:
+        try:
+            while True:
+                try:
+                    job = self.run.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await self.process(job)
+        finally:
+            if self.client is not None:
+                await close(self.client)
+
+    async def ensure_client(self) -> aiosmtplib.SMTP:
+        if self.client is None or not self.client.is_connected:
+            self.client = await connect(self.run.endpoint, self.run.options)
+        return self.client
+
+    async def process(self, job: Job) -> None:
+        run = self.run
+        run.outbox.mark_sending(job.key)
+        data = job.build(job.message_id)
+        result = SendResult(message_id=job.message_id)
+        pending = list(job.recipients)
+        deferred: dict[str, str] = {}
+        for attempt in range(run.retries + 1):
+            result.attempts = attempt + 1
+            try:
+                client = await self.ensure_client()
+            except SendError as exc:
+                if not exc.transient or attempt == run.retries:
+                    run.outbox.db.execute("UPDATE outbox SET state = 'queued' WHERE key = ?", (job.key,))
+                    raise  # the server is unusable: stop the batch, this message stays queued
+                await asyncio.sleep(backoff_delay(attempt, run.backoff))
+                continue
+            try:
+                delivery = await transact(client, run.endpoint, job.sender, pending, data,
+                                          smtputf8=job.smtputf8, timeout=run.options.timeout)
+            except SendError as exc:
+                if not exc.transient or attempt == run.retries:
+                    result.refused.update({rcpt: str(exc) for rcpt in pending})
+                    pending = []
+                    break
+                deferred = dict.fromkeys(pending, str(exc))
+            else:
+                result.accepted.extend(delivery.accepted)
+                result.refused.update(delivery.refused)
+                result.reply = delivery.reply or result.reply
+                pending = list(delivery.retry)
+                deferred = delivery.retry
+                if not pending:
+                    break
+            if attempt < run.retries:
+                await asyncio.sleep(backoff_delay(attempt, run.backoff))
+        for rcpt in pending:
+            result.refused[rcpt] = deferred.get(rcpt, "deferred")
+        sent = bool(result.accepted)
+        run.outbox.mark_done(job.key, sent=sent, accepted=result.accepted, refused=result.refused,
+                             error=None if sent else "; ".join(sorted(set(result.refused.values())))[:500])
+        run.report.results[job.key] = result
+        if sent:
+            run.report.sent += 1
+        else:
+            run.report.failed += 1
+        if run.progress is not None:
+            run.progress(run.report.sent + run.report.failed, run.todo)
+
+
+@dataclass
+class _Run:
+    endpoint: Endpoint
+    options: ConnectOptions
+    outbox: Outbox
+    queue: asyncio.Queue[Job]
+    report: BulkReport
+    retries: int
+    backoff: float
+    todo: int
+    progress: Callable[[int, int], None] | None
+
+
+async def send_jobs(jobs: list[Job], endpoint: Endpoint, options: ConnectOptions, *,
+                    concurrency: int = 8, outbox: Path | None = None, retries: int = 3,
+                    backoff: float = 0.5, retry_failed: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> BulkReport:
+    if concurrency < 1:
+        raise FivefoldError("concurrency must be at least 1")
+    started = time.perf_counter()
+    journal = Outbox(outbox)
+    report = BulkReport(total=len(jobs), in_flight_at_start=journal.in_flight_at_start)
+    try:
+        if retry_failed:
+            journal.requeue_failed()
+        known = journal.enqueue((job.key, job.message_id) for job in jobs)
+        queue: asyncio.Queue[Job] = asyncio.Queue()
+        for job in jobs:
+            state, stored_id = known[job.key]
+            if state in ("sent", "failed"):
+                report.skipped += 1
+                continue
+            if stored_id:
+                job.message_id = stored_id  # a resent message keeps its Message-ID
+            queue.put_nowait(job)
+        if journal.in_flight_at_start:
+            log.warning("outbox %s: %d message(s) were in flight when the last run stopped; sending "
+                        "them again (the server may already have them)", outbox, journal.in_flight_at_start)
+        run = _Run(endpoint, options, journal, queue, report, retries, backoff, queue.qsize(), progress)
+        workers = [_Worker(run) for _ in range(min(concurrency, max(1, queue.qsize())))]
+        tasks = [asyncio.create_task(worker.loop()) for worker in workers]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+    finally:
+        journal.close()
+        report.elapsed = time.perf_counter() - started
+    return report
+
+
+def send_many(
+    messages: Iterable[Message],
+    server: str = "127.0.0.1:25",
+    security: str | None = None,
+    user: str | None = None,
+    password: str | Secret | None = None,
+    timeout: float = 30.0,
+    *,
+    concurrency: int = 8,
+    outbox: Path | None = None,
+    keys: list[str] | None = None,
+    retries: int = 3,
+    backoff: float = 0.5,
+    cafile: Path | None = None,
+    insecure: bool = False,
+    allow_plain: bool = False,
+    oauth_token: str | Secret | None = None,
+    dkim: DkimSigner | None = None,
+    retry_failed: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> BulkReport:
+    """Sends a batch over ``concurrency`` reused connections; resumable with ``outbox=PATH``.
+
+    Every message is validated before the first is sent. With an outbox file, a second run
+    of the same batch (same messages in the same order, or the same ``keys``) skips what the
+    server accepted and sends the rest.
+    """
+    endpoint = Endpoint.parse(server, security)
+    options = ConnectOptions(timeout=timeout, cafile=cafile, insecure=insecure, allow_plain=allow_plain,
+                             user=user, password=as_secret(password), oauth_token=as_secret(oauth_token))
+    options.check(endpoint)
+    jobs = jobs_from_messages(messages, keys=keys, dkim=dkim)
+    report: BulkReport = run_sync(send_jobs(jobs, endpoint, options, concurrency=concurrency, outbox=outbox,
+                                            retries=retries, backoff=backoff, retry_failed=retry_failed,
+                                            progress=progress))
+    return report

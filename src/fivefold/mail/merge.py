@@ -1,0 +1,146 @@
+"""Mail merge: one template, many rows, one personalised message per row, sent in bulk.
+
+Everything is checked before the first message goes out: the template compiles, the CSV
+has every column the template uses, every address parses, every attachment is readable,
+and each row renders (the rendered text is kept only for the moment its message is built).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.utils import make_msgid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fivefold._common.errors import UsageError
+from fivefold.mail.addresses import check_header_value, needs_smtputf8, parse_address
+from fivefold.mail.bulk import BulkReport, Job, send_jobs
+from fivefold.mail.fastcompose import Skeleton
+from fivefold.mail.message import Message, _msgid_domain
+from fivefold.mail.sending import prepare, run_sync
+from fivefold.mail.templates import MergeTemplate, email_column, read_rows
+from fivefold.mail.transport import ConnectOptions, Endpoint
+
+if TYPE_CHECKING:
+    from fivefold.mail.dkim import DkimSigner
+
+
+@dataclass
+class MergePlan:
+    """A validated batch: the template, the rows and the sender, ready to become jobs."""
+
+    template: MergeTemplate
+    rows: list[dict[str, str]]
+    sender: str
+    name_column: str | None = "name"
+
+    def __post_init__(self) -> None:
+        parse_address(self.sender, field="--from")
+        for item in [*self.template.attachments, *self.template.inline]:
+            item.check()
+        if self.template.inline and self.template.html is None:
+            raise UsageError(f"{self.template.source}: inline images need an html.j2")
+        column = email_column(list(self.rows[0])) if self.rows else None
+        self.email_column = column or "email"
+        for number, row in enumerate(self.rows, 2):
+            # Columns were checked against the template; the subject is rendered now because
+            # a value could still smuggle a line break into the header.
+            subject = self.template.render_subject(row)
+            try:
+                check_header_value("Subject", subject)
+            except UsageError as exc:
+                raise UsageError(f"row {number}: {exc}") from None
+
+    def recipient(self, row: dict[str, str]) -> Address:
+        address = parse_address(row[self.email_column], field="email")
+        name = row.get(self.name_column or "", "").strip() if self.name_column else ""
+        if name and not address.display_name:
+            check_header_value("name", name)
+            address = Address(display_name=name, username=address.username, domain=address.domain)
+        return address
+
+    def message(self, row: dict[str, str]) -> Message:
+        """The row as a full ``Message`` (the slow path, and what dry runs write)."""
+        subject, text, html = self.template.render(row)
+        return Message(sender=self.sender, to=[str(self.recipient(row))], subject=subject, text=text,
+                       html=html, attachments=list(self.template.attachments),
+                       inline=list(self.template.inline))
+
+    def jobs(self, *, dkim: DkimSigner | None = None) -> list[Job]:
+        sender = parse_address(self.sender, field="--from")
+        domain = _msgid_domain(sender)
+        skeleton = Skeleton(Message(sender=self.sender, to=["x@x.invalid"], subject="s",
+                                    text=self.template.text, html=self.template.html,
+                                    attachments=list(self.template.attachments),
+                                    inline=list(self.template.inline)))
+        jobs: list[Job] = []
+        for index, row in enumerate(self.rows):
+            address = self.recipient(row)
+            digest = hashlib.sha1(address.addr_spec.encode(), usedforsecurity=False).hexdigest()[:16]
+            key = f"{index}:{digest}"
+            jobs.append(Job(key=key, sender=sender.addr_spec, recipients=[address.addr_spec],
+                            build=self._builder(skeleton, row, address, dkim),
+                            smtputf8=needs_smtputf8(address) or needs_smtputf8(sender),
+                            message_id=make_msgid(domain=domain)))
+        return jobs
+
+    def _builder(self, skeleton: Skeleton, row: dict[str, str], address: Address,
+                 dkim: DkimSigner | None) -> Callable[[str], bytes]:
+        def build(message_id: str) -> bytes:
+            subject, text, html = self.template.render(row)
+            data = None
+            if not (needs_smtputf8(address) and not skeleton.utf8):
+                data = skeleton.fill(to=address, subject=subject, message_id=message_id, text=text, html=html)
+            if data is None:  # this row needs what the skeleton cannot do: compose it fully
+                message = self.message(row)
+                message.message_id = message_id
+                return prepare(message, dkim).data
+            return dkim.sign(data) if dkim is not None else data
+
+        return build
+
+
+def plan(template: Path | MergeTemplate, rows: Path | list[dict[str, str]], *, sender: str) -> MergePlan:
+    tmpl = template if isinstance(template, MergeTemplate) else MergeTemplate.load(template)
+    if isinstance(rows, Path):
+        data = read_rows(rows, tmpl)
+    else:
+        from fivefold.mail.templates import check_rows
+
+        data = check_rows([dict(r) for r in rows], list(rows[0]) if rows else [], tmpl)
+    return MergePlan(tmpl, data, sender)
+
+
+def merge(
+    template: Path | MergeTemplate,
+    rows: Path | list[dict[str, str]],
+    *,
+    sender: str,
+    server: str = "127.0.0.1:25",
+    security: str | None = None,
+    options: ConnectOptions | None = None,
+    concurrency: int = 8,
+    outbox: Path | None = None,
+    retries: int = 3,
+    backoff: float = 0.5,
+    dkim: DkimSigner | None = None,
+    dry_run: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BulkReport | list[Path]:
+    """Sends one personalised message per row (or writes ``.eml`` files with ``dry_run``)."""
+    batch = plan(template, rows, sender=sender)
+    if dry_run is not None:
+        from fivefold.mail.dryrun import write_eml
+
+        return [write_eml(batch.message(row), dry_run, index=i, dkim=dkim)
+                for i, row in enumerate(batch.rows, 1)]
+    endpoint = Endpoint.parse(server, security)
+    options = options or ConnectOptions()
+    options.check(endpoint)
+    jobs = batch.jobs(dkim=dkim)
+    report: BulkReport = run_sync(send_jobs(jobs, endpoint, options, concurrency=concurrency, outbox=outbox,
+                                            retries=retries, backoff=backoff, progress=progress))
+    return report

@@ -1,0 +1,121 @@
+"""The outbox journal: SQLite, one row per message, ``queued -> sending -> sent | failed``.
+
+The rules that make a killed run safe to start again:
+
+* a message is marked ``sending`` (committed) before its DATA goes out, and ``sent``
+  (committed) as soon as the server's 250 reply arrives;
+* on a new run, ``sent`` and ``failed`` rows are skipped, ``queued`` rows are sent, and
+  ``sending`` rows (in flight when the last run died: the server may or may not have taken
+  them) are sent again. Only those can repeat; :attr:`Outbox.in_flight_at_start` counts them.
+
+WAL mode with ``synchronous=NORMAL`` survives ``kill -9`` of the process (the OS still
+holds the pages) at a fraction of the cost of a full sync per commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from fivefold._common.errors import UsageError
+
+STATES = ("queued", "sending", "sent", "failed")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'failed')),
+    message_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    accepted TEXT,
+    refused TEXT,
+    error TEXT,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state);
+"""
+
+
+class Outbox:
+    """A journal of one batch; ``path=None`` keeps it in memory (no resume)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        target = str(path) if path is not None else ":memory:"
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"outbox {path}: not a usable SQLite journal ({exc})") from None
+        self.in_flight_at_start = self.count("sending")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def count(self, state: str) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = ?", (state,)).fetchone()
+        return int(row[0])
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+        out = dict.fromkeys(STATES, 0)
+        out.update({state: int(n) for state, n in rows})
+        return out
+
+    def enqueue(self, items: Iterable[tuple[str, str]]) -> dict[str, tuple[str, str | None]]:
+        """Adds ``(key, message_id)`` rows not yet known; returns every key's (state, message_id)."""
+        now = time.time()
+        rows = list(items)
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO outbox (key, seq, state, message_id, updated) "
+                "VALUES (?, ?, 'queued', ?, ?)",
+                [(key, seq, message_id, now) for seq, (key, message_id) in enumerate(rows)],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        known: dict[str, tuple[str, str | None]] = {}
+        for key, state, message_id in self.db.execute("SELECT key, state, message_id FROM outbox"):
+            known[key] = (state, message_id)
+        return known
+
+    def mark_sending(self, key: str) -> None:
+        self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
+                        "WHERE key = ?", (time.time(), key))
+
+    def mark_done(self, key: str, *, sent: bool, accepted: list[str], refused: dict[str, str],
+                  error: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE outbox SET state = ?, accepted = ?, refused = ?, error = ?, updated = ? WHERE key = ?",
+            ("sent" if sent else "failed", json.dumps(accepted), json.dumps(refused, ensure_ascii=False),
+             error, time.time(), key),
+        )
+
+    def requeue_failed(self) -> int:
+        cur = self.db.execute("UPDATE outbox SET state = 'queued', error = NULL WHERE state = 'failed'")
+        return int(cur.rowcount)
+
+    def rows(self, state: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT key, state, message_id, attempts, accepted, refused, error FROM outbox"
+        params: tuple[Any, ...] = ()
+        if state is not None:
+            query += " WHERE state = ?"
+            params = (state,)
+        out = []
+        records = self.db.execute(query + " ORDER BY seq", params)
+        for key, st, message_id, attempts, accepted, refused, error in records:
+            out.append({"key": key, "state": st, "message_id": message_id, "attempts": attempts,
+                        "accepted": json.loads(accepted) if accepted else [],
+                        "refused": json.loads(refused) if refused else {}, "error": error})
+        return out

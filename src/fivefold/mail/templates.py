@@ -1,0 +1,146 @@
+"""Mail-merge templates (Jinja2) and CSV rows, validated as a whole before anything is sent.
+
+A template directory holds ``subject.j2`` (or ``subject.txt``), ``text.j2`` and/or
+``html.j2``, and optionally ``attach/`` (files attached to every message) and ``inline/``
+(images the HTML refers to as ``cid:<file name>``). Templates are compiled once; each
+row only fills them in. Missing variables are errors (``StrictUndefined``), and the CSV
+must have every column the templates use, checked before the first message goes out.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fivefold._common.errors import UsageError
+from fivefold.mail.addresses import AddressError, parse_address
+from fivefold.mail.message import Attachment
+
+if TYPE_CHECKING:
+    import jinja2
+
+EMAIL_COLUMNS = ("email", "to", "address")
+
+
+@dataclass
+class MergeTemplate:
+    subject: str
+    text: str | None = None
+    html: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    inline: list[Attachment] = field(default_factory=list)
+    source: str = "<template>"
+
+    def __post_init__(self) -> None:
+        if self.text is None and self.html is None:
+            raise UsageError(f"{self.source}: needs a text.j2 or html.j2 body")
+        import jinja2
+
+        self._env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                       keep_trailing_newline=True)
+        html_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True,
+                                      keep_trailing_newline=True)
+        self._compiled: dict[str, jinja2.Template] = {}
+        self._asts: dict[str, Any] = {}
+        for name, body, env in (("subject", self.subject, self._env), ("text", self.text, self._env),
+                                ("html", self.html, html_env)):
+            if body is None:
+                continue
+            try:
+                self._asts[name] = env.parse(body)
+                self._compiled[name] = env.from_string(body)
+            except jinja2.TemplateSyntaxError as exc:
+                raise UsageError(f"{self.source}: {name} template, line {exc.lineno}: "
+                                 f"{exc.message}") from None
+
+    @classmethod
+    def load(cls, directory: Path) -> MergeTemplate:
+        if not directory.is_dir():
+            raise UsageError(f"--template {directory}: not a directory")
+
+        def read(*names: str) -> str | None:
+            for name in names:
+                path = directory / name
+                if path.exists():
+                    try:
+                        return path.read_text(encoding="utf-8")
+                    except (OSError, UnicodeDecodeError) as exc:
+                        raise UsageError(f"{path}: cannot read template: {exc}") from None
+            return None
+
+        subject = read("subject.j2", "subject.txt")
+        if subject is None:
+            raise UsageError(f"--template {directory}: no subject.j2")
+        attach = sorted(p for p in (directory / "attach").glob("*") if p.is_file())
+        inline = sorted(p for p in (directory / "inline").glob("*") if p.is_file())
+        return cls(subject=subject.strip(), text=read("text.j2", "text.txt"),
+                   html=read("html.j2", "html.html"),
+                   attachments=[Attachment.from_path(p) for p in attach],
+                   inline=[Attachment.from_path(p, cid=p.name) for p in inline], source=str(directory))
+
+    @property
+    def variables(self) -> set[str]:
+        from jinja2 import meta
+
+        names: set[str] = set()
+        for ast in self._asts.values():
+            names |= meta.find_undeclared_variables(ast)
+        return names
+
+    def render_subject(self, row: dict[str, str]) -> str:
+        import jinja2
+
+        try:
+            return self._compiled["subject"].render(row).strip()
+        except jinja2.TemplateError as exc:
+            raise UsageError(f"{self.source}: cannot render for {row.get('email', '?')}: {exc}") from None
+
+    def render(self, row: dict[str, str]) -> tuple[str, str | None, str | None]:
+        import jinja2
+
+        try:
+            subject = self._compiled["subject"].render(row).strip()
+            text = self._compiled["text"].render(row) if "text" in self._compiled else None
+            html = self._compiled["html"].render(row) if "html" in self._compiled else None
+        except jinja2.TemplateError as exc:
+            raise UsageError(f"{self.source}: cannot render for {row.get('email', '?')}: {exc}") from None
+        return subject, text, html
+
+
+def read_rows(path: Path, template: MergeTemplate) -> list[dict[str, str]]:
+    """All rows of the CSV, checked: the email column, every template variable, every address."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+    except OSError as exc:
+        raise UsageError(f"--csv {path}: cannot read: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"--csv {path}: not a UTF-8 CSV file: {exc}") from None
+    return check_rows(rows, columns, template, source=str(path))
+
+
+def email_column(columns: list[str]) -> str | None:
+    return next((c for c in EMAIL_COLUMNS if c in columns), None)
+
+
+def check_rows(rows: list[dict[str, str]], columns: list[str], template: MergeTemplate, *,
+               source: str = "rows") -> list[dict[str, str]]:
+    column = email_column(columns)
+    if column is None:
+        raise UsageError(f"{source}: no email column (expected one of: {', '.join(EMAIL_COLUMNS)})")
+    missing = sorted(template.variables - set(columns))
+    if missing:
+        raise UsageError(f"{source}: the template uses column(s) missing from the CSV: {', '.join(missing)}")
+    if not rows:
+        raise UsageError(f"{source}: no rows")
+    for number, row in enumerate(rows, 2):  # line 1 is the header
+        try:
+            parse_address(row.get(column, ""), field=f"{source} line {number}")
+        except AddressError as exc:
+            raise UsageError(str(exc)) from None
+        row.setdefault("email", row[column])
+    return rows
