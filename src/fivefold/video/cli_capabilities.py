@@ -1,7 +1,389 @@
-"""Commands for the Sora capabilities (animate, extend, edit, ...); filled by part 2."""
+"""``fivefold video`` commands for evaluation and the Sora capabilities.
+
+Each command is a thin shell over :mod:`fivefold.video.judge`, :mod:`fivefold.video.evaluate` and
+:mod:`fivefold.video.capabilities`; the video CLI group adds every command in :data:`COMMANDS`.
+Heavy modules (torch) are imported inside the commands so ``fivefold video --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
 import click
 
+from fivefold._common.errors import UsageError
+from fivefold._common.jsonout import emit
+
 COMMANDS: list[click.Command] = []
+
+
+def _command(fn: click.Command) -> click.Command:
+    COMMANDS.append(fn)
+    return fn
+
+
+def parse_size(value: str | None) -> tuple[int, int] | None:
+    """``"48x32"`` (width x height) -> (height, width)."""
+    if value is None:
+        return None
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must be WIDTHxHEIGHT like 32x32, got {value!r}") from None
+    if width < 1 or height < 1:
+        raise UsageError(f"--size must be positive, got {value!r}")
+    return height, width
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Print library warnings (such as a resize) as one ``warning:`` line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for item in caught:
+        click.echo(f"warning: {item.message}", err=True)
+
+
+def _sampling_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(fn)
+    fn = click.option("--fps", type=int, default=8, show_default=True, help="Frame rate of the output file.")(
+        fn
+    )
+    fn = click.option(
+        "--checkpoint",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="A training run's checkpoint (default: the shipped model).",
+    )(fn)
+    fn = click.option("--seed", type=int, default=0, show_default=True)(fn)
+    fn = click.option(
+        "--cfg", type=float, default=4.0, show_default=True, help="Classifier-free guidance scale."
+    )(fn)
+    fn = click.option("--steps", type=int, default=25, show_default=True, help="Sampling steps.")(fn)
+    return fn
+
+
+def _write(out: Path, video: Any, fps: int, as_json: bool, **extra: Any) -> None:
+    from fivefold.video.capabilities import write_video
+
+    path = write_video(out, video, fps=fps)
+    report = {
+        "out": str(path),
+        "frames": int(video.shape[2]),
+        "size": f"{video.shape[4]}x{video.shape[3]}",
+        **extra,
+    }
+    if as_json:
+        emit(report)
+    else:
+        click.echo(f"wrote {path} ({report['frames']} frames, {report['size']})")
+
+
+def _pipe(checkpoint: Path | None) -> Any:
+    from fivefold.video.capabilities import load_pipeline
+
+    return load_pipeline(checkpoint)
+
+
+@_command
+@click.command("judge-train")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Where to write the weights.")
+@click.option("--steps", type=int, default=1000, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
+@click.option("--json", "as_json", is_flag=True)
+def judge_train_cmd(
+    out: Path | None, steps: int, batch_size: int, seed: int, threads: int, as_json: bool
+) -> None:
+    """Train the judge (shape/colour/direction classifier) on synthetic clips."""
+    from fivefold.video.judge import DEFAULT_PATH, train_judge
+
+    if steps < 1 or batch_size < 1:
+        raise UsageError("--steps and --batch-size must be >= 1")
+    target = out or DEFAULT_PATH
+    meta = train_judge(
+        target,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        threads=threads,
+        log=None if as_json else click.echo,
+    )
+    if as_json:
+        emit({"out": str(target), **meta})
+    else:
+        acc = meta["held_out_accuracy"]
+        click.echo(
+            f"wrote {target}: held-out accuracy shape {acc['shape']:.3f} color {acc['color']:.3f} "
+            f"direction {acc['direction']:.3f} all {acc['all']:.3f}"
+        )
+
+
+@_command
+@click.command("eval")
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--samples", type=int, default=48, show_default=True, help="Generated clips to score.")
+@click.option("--frames", type=int, default=None, help="Frames per clip (default: the trained length).")
+@click.option("--size", default=None, help="WIDTHxHEIGHT (default: the trained size).")
+@click.option("--trained-combos", is_flag=True, help="Prompt trained combinations instead of held-out ones.")
+@click.option("--judge", "judge_path", type=click.Path(path_type=Path), default=None, help="Judge weights.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--steps", type=int, default=25, show_default=True)
+@click.option("--cfg", type=float, default=4.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(
+    checkpoint: Path | None,
+    samples: int,
+    frames: int | None,
+    size: str | None,
+    trained_combos: bool,
+    judge_path: Path | None,
+    batch_size: int,
+    steps: int,
+    cfg: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Score a checkpoint (default: the shipped one): judge accuracy on prompted attributes,
+    Frechet distance to real clips in the judge's features, temporal consistency."""
+    from fivefold.video.evaluate import evaluate_pipeline
+    from fivefold.video.judge import load_judge
+
+    if samples < 2:
+        raise UsageError("--samples must be >= 2")
+    judge = load_judge(judge_path)
+    pipe = _pipe(checkpoint)
+    report = evaluate_pipeline(
+        pipe,
+        judge,
+        samples=samples,
+        frames=frames,
+        size=parse_size(size),
+        held_out=not trained_combos,
+        batch_size=batch_size,
+        steps=steps,
+        cfg=cfg,
+        seed=seed,
+    )
+    if as_json:
+        emit(report)
+        return
+    acc, temporal = report["accuracy"], report["temporal"]
+    click.echo(f"{report['clips']} clips, {report['combos']} combinations, {report['size']}")
+    click.echo(
+        f"judge accuracy: shape {acc['shape']:.3f}  color {acc['color']:.3f}  "
+        f"direction {acc['direction']:.3f}  all three {acc['all']:.3f}"
+    )
+    click.echo(f"Frechet distance (judge features): {report.get('frechet', float('nan')):.3f}")
+    click.echo(
+        f"temporal: path error {temporal['path_error']:.4f} of the frame, "
+        f"flicker {temporal['flicker']:.2f}/255, object found in {temporal['object_found']:.0%} of clips"
+    )
+
+
+@_command
+@click.command("image")
+@click.option("--prompt", required=True)
+@click.option("--size", default=None, help="WIDTHxHEIGHT (default: the trained size).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("image.png"), show_default=True)
+@_sampling_options
+def image_cmd(
+    prompt: str,
+    size: str | None,
+    out: Path,
+    steps: int,
+    cfg: float,
+    seed: int,
+    checkpoint: Path | None,
+    fps: int,
+    as_json: bool,
+) -> None:
+    """Generate a single frame."""
+    from fivefold.video import capabilities as cap
+
+    hw = parse_size(size)
+    with _warnings_to_stderr():
+        height, width = hw or (None, None)
+        video = cap.image(_pipe(checkpoint), prompt, height, width, steps=steps, cfg=cfg, seed=seed)
+    _write(out, video, fps, as_json)
+
+
+@_command
+@click.command("animate")
+@click.argument("image_path", metavar="IMAGE", type=click.Path(path_type=Path))
+@click.option("--prompt", required=True)
+@click.option("--frames", type=int, default=None, help="Frames (default: the trained length).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("animated.gif"), show_default=True)
+@_sampling_options
+def animate_cmd(
+    image_path: Path,
+    prompt: str,
+    frames: int | None,
+    out: Path,
+    steps: int,
+    cfg: float,
+    seed: int,
+    checkpoint: Path | None,
+    fps: int,
+    as_json: bool,
+) -> None:
+    """Image-to-video: a clip whose first frame is IMAGE."""
+    from fivefold.video import capabilities as cap
+
+    picture = cap.read_video(image_path)[:, :, 0]
+    with _warnings_to_stderr():
+        video = cap.animate(
+            _pipe(checkpoint), picture, prompt, frames=frames, steps=steps, cfg=cfg, seed=seed
+        )
+    _write(out, video, fps, as_json)
+
+
+@_command
+@click.command("extend")
+@click.argument("video_path", metavar="VIDEO", type=click.Path(path_type=Path))
+@click.option("--prompt", required=True)
+@click.option("--backward", is_flag=True, help="Generate what came before the clip.")
+@click.option("--seconds", type=float, default=None, help="Seconds to add (at 8 frames per second).")
+@click.option("--frames", type=int, default=None, help="Frames to add (instead of --seconds).")
+@click.option("--loop", is_flag=True, help="Add frames that lead back into the first frame.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("extended.gif"), show_default=True)
+@_sampling_options
+def extend_cmd(
+    video_path: Path,
+    prompt: str,
+    backward: bool,
+    seconds: float | None,
+    frames: int | None,
+    loop: bool,
+    out: Path,
+    steps: int,
+    cfg: float,
+    seed: int,
+    checkpoint: Path | None,
+    fps: int,
+    as_json: bool,
+) -> None:
+    """Continue VIDEO forward (or --backward), or make it --loop."""
+    from fivefold.video import capabilities as cap
+
+    if seconds is not None and frames is not None:
+        raise UsageError("give --seconds or --frames, not both")
+    clip = cap.read_video(video_path)
+    with _warnings_to_stderr():
+        video = cap.extend(
+            _pipe(checkpoint),
+            clip,
+            prompt,
+            frames=frames,
+            seconds=seconds,
+            backward=backward,
+            loop=loop,
+            steps=steps,
+            cfg=cfg,
+            seed=seed,
+        )
+    _write(out, video, fps, as_json, added=int(video.shape[2] - clip.shape[2]))
+
+
+@_command
+@click.command("long")
+@click.option("--prompt", required=True)
+@click.option("--frames", type=int, required=True, help="Total frames (longer than the trained length).")
+@click.option("--size", default=None, help="WIDTHxHEIGHT (default: the trained size).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("long.gif"), show_default=True)
+@_sampling_options
+def long_cmd(
+    prompt: str,
+    frames: int,
+    size: str | None,
+    out: Path,
+    steps: int,
+    cfg: float,
+    seed: int,
+    checkpoint: Path | None,
+    fps: int,
+    as_json: bool,
+) -> None:
+    """A long clip by autoregressive extension with overlapping windows."""
+    from fivefold.video import capabilities as cap
+
+    hw = parse_size(size)
+    with _warnings_to_stderr():
+        video = cap.long(
+            _pipe(checkpoint),
+            prompt,
+            frames,
+            hw[0] if hw else None,
+            hw[1] if hw else None,
+            steps=steps,
+            cfg=cfg,
+            seed=seed,
+        )
+    _write(out, video, fps, as_json)
+
+
+@_command
+@click.command("edit")
+@click.argument("video_path", metavar="VIDEO", type=click.Path(path_type=Path))
+@click.option("--prompt", required=True)
+@click.option("--strength", type=float, required=True, help="0 keeps the input, 1 ignores it.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("edited.gif"), show_default=True)
+@_sampling_options
+def edit_cmd(
+    video_path: Path,
+    prompt: str,
+    strength: float,
+    out: Path,
+    steps: int,
+    cfg: float,
+    seed: int,
+    checkpoint: Path | None,
+    fps: int,
+    as_json: bool,
+) -> None:
+    """SDEdit video-to-video: re-generate VIDEO under a new prompt."""
+    from fivefold.video import capabilities as cap
+
+    clip = cap.read_video(video_path)
+    with _warnings_to_stderr():
+        video = cap.edit(_pipe(checkpoint), clip, prompt, strength, steps=steps, cfg=cfg, seed=seed)
+    _write(out, video, fps, as_json, strength=strength)
+
+
+@_command
+@click.command("connect")
+@click.argument("video_a", metavar="VIDEO_A", type=click.Path(path_type=Path))
+@click.argument("video_b", metavar="VIDEO_B", type=click.Path(path_type=Path))
+@click.option("--frames", type=int, default=None, help="Frames of the transition (1 + 4k).")
+@click.option("--prompt", default="", help="Optional prompt for the transition.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("connected.gif"), show_default=True)
+@_sampling_options
+def connect_cmd(
+    video_a: Path,
+    video_b: Path,
+    frames: int | None,
+    prompt: str,
+    out: Path,
+    steps: int,
+    cfg: float,
+    seed: int,
+    checkpoint: Path | None,
+    fps: int,
+    as_json: bool,
+) -> None:
+    """A transition starting with VIDEO_A's last frames and ending with VIDEO_B's first."""
+    from fivefold.video import capabilities as cap
+
+    a, b = cap.read_video(video_a), cap.read_video(video_b)
+    with _warnings_to_stderr():
+        video = cap.connect(
+            _pipe(checkpoint), a, b, frames=frames, prompt=prompt, steps=steps, cfg=cfg, seed=seed
+        )
+    _write(out, video, fps, as_json)

@@ -1,0 +1,466 @@
+"""The Sora capabilities on one model: animate, extend (forward, backward, loop), long, edit, connect, image.
+
+All of them are one call to the sampler (:func:`fivefold.video.sample.generate`) with some pixel frames
+given as known: the sampler encodes them, hands their clean latents and a mask channel to the DiT (which
+was trained with random first/last/first+last/span masks) and generates the rest.
+
+Windows. The DiT is best at the length it was trained on (``window`` frames = 1 + t*k with the VAE's
+temporal factor t). A known context is whole latent frames: at the start of a window the first latent
+frame is one pixel frame and each later one is t frames, so forward context is 1 + t*m frames; at the end
+of a window it is t*m frames. Half of the window's latent frames are context, so consecutive windows
+overlap by half: the model sees the motion it has to continue, not one still frame.
+
+Sizes. Requested sizes (``--size``, ``--frames``) must be ones the model can take; otherwise a
+:class:`UsageError` names the nearest valid ones. Input media of another size are resized (scaled to cover
+and centre-cropped) to the nearest valid size with a warning, because a user's clip rarely has
+model-friendly dimensions and refusing it would only make them resize it by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fivefold._common.errors import FivefoldError, UsageError
+from fivefold.video.data import read_media, resize_video, to_tensor, to_uint8, write_media
+
+FPS = 8
+
+
+class ResizeWarning(UserWarning):
+    """An input was resized or trimmed to a size the model can take."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What sizes and lengths the loaded model takes."""
+
+    window: int  # frames the model was trained on
+    temporal: int  # VAE temporal factor
+    multiple: int  # height and width must be multiples of this
+    height: int  # trained size
+    width: int
+
+    @property
+    def latent_window(self) -> int:
+        return 1 + (self.window - 1) // self.temporal
+
+    @property
+    def head_context(self) -> int:
+        """Known frames at the start of a window (whole latent frames, half the window)."""
+        return 1 + self.temporal * max(0, (self.latent_window + 1) // 2 - 1)
+
+    @property
+    def tail_context(self) -> int:
+        """Known frames at the end of a window."""
+        return self.temporal * max(1, self.latent_window // 2)
+
+    def valid_frames(self, frames: int) -> bool:
+        return frames >= 1 and (frames - 1) % self.temporal == 0
+
+    def round_frames_up(self, frames: int) -> int:
+        return 1 + self.temporal * math.ceil(max(frames - 1, 0) / self.temporal)
+
+    def nearest_size(self, height: int, width: int) -> tuple[int, int]:
+        m = self.multiple
+        return max(m, round(height / m) * m), max(m, round(width / m) * m)
+
+    def check_size(self, height: int, width: int) -> None:
+        if height % self.multiple or width % self.multiple or min(height, width) < self.multiple:
+            h, w = self.nearest_size(height, width)
+            raise UsageError(
+                f"size {width}x{height} is not a multiple of {self.multiple}; nearest valid size: {w}x{h}"
+            )
+
+    def check_frames(self, frames: int, what: str = "frames") -> None:
+        if not self.valid_frames(frames):
+            lo = 1 + self.temporal * max(0, (frames - 1) // self.temporal)
+            hi = lo + self.temporal
+            raise UsageError(f"{what}={frames} must be 1 + {self.temporal}*k (nearest: {lo} or {hi})")
+
+
+def geometry(pipe: Any) -> Geometry:
+    """The sizes a pipeline takes, from its VAE and DiT configs and its training size."""
+    vae_cfg, dit_cfg = pipe.vae.cfg, pipe.dit.cfg
+    frames, height, width = pipe.trained_size
+    return Geometry(
+        window=int(frames),
+        temporal=int(vae_cfg.temporal_factor),
+        multiple=int(vae_cfg.spatial_factor * max(dit_cfg.patch[1], dit_cfg.patch[2])),
+        height=int(height),
+        width=int(width),
+    )
+
+
+def load_pipeline(path: str | Path | None = None) -> Any:
+    """The shipped pipeline (``path=None``) or one from a training run's checkpoint."""
+    from fivefold.video.sample import load_pipeline as _load
+
+    return _load(path)
+
+
+def _generate(pipe: Any, prompts: Sequence[str], frames: int, height: int, width: int, **kw: Any) -> Tensor:
+    from fivefold.video.sample import generate
+
+    out: Tensor = generate(pipe, list(prompts), frames, height, width, **kw)
+    return out
+
+
+def as_batch(video: Tensor, prompts: Sequence[str] | str) -> tuple[Tensor, list[str]]:
+    """(3,T,H,W) or (B,3,T,H,W) video and one prompt or one per clip -> a batch and its prompts."""
+    if video.dim() == 4:
+        video = video[None]
+    if video.dim() != 5 or video.shape[1] != 3:
+        raise UsageError(f"expected a video shaped (3,T,H,W) or (B,3,T,H,W), got {tuple(video.shape)}")
+    texts = [prompts] * video.shape[0] if isinstance(prompts, str) else list(prompts)
+    if len(texts) != video.shape[0]:
+        raise UsageError(f"{len(texts)} prompts for {video.shape[0]} clips")
+    return video.float().clamp(-1, 1), texts
+
+
+def fit_to_model(video: Tensor, geo: Geometry, what: str = "input") -> Tensor:
+    """Resize (cover + centre crop) a batch to the nearest size the model takes, warning when it does."""
+    _, _, _, h, w = video.shape
+    nh, nw = geo.nearest_size(h, w)
+    if (nh, nw) == (h, w):
+        return video
+    warnings.warn(
+        f"{what} is {w}x{h}, which the model cannot take (sizes must be multiples of {geo.multiple}); "
+        f"resized to {nw}x{nh}",
+        ResizeWarning,
+        stacklevel=3,
+    )
+    return torch.stack([resize_video(clip, nh, nw) for clip in video])
+
+
+def _sampling(steps: int, cfg: float, seed: int) -> dict[str, Any]:
+    if steps < 1:
+        raise UsageError(f"steps must be >= 1, got {steps}")
+    return {"steps": steps, "cfg": cfg, "seed": seed}
+
+
+# ---------------------------------------------------------------- capabilities
+
+
+def image(
+    pipe: Any,
+    prompt: str | Sequence[str],
+    height: int | None = None,
+    width: int | None = None,
+    steps: int = 25,
+    cfg: float = 4.0,
+    seed: int = 0,
+) -> Tensor:
+    """Single-frame generation: (B, 3, 1, H, W)."""
+    geo = geometry(pipe)
+    height, width = height or geo.height, width or geo.width
+    geo.check_size(height, width)
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    return _generate(pipe, prompts, 1, height, width, **_sampling(steps, cfg, seed))
+
+
+def animate(
+    pipe: Any,
+    picture: Tensor,
+    prompt: str | Sequence[str],
+    frames: int | None = None,
+    steps: int = 25,
+    cfg: float = 4.0,
+    seed: int = 0,
+) -> Tensor:
+    """Image-to-video: a clip whose first frame is ``picture`` ((3,H,W), (B,3,H,W) or (B,3,1,H,W))."""
+    geo = geometry(pipe)
+    if picture.dim() == 3:
+        picture = picture[None]
+    if picture.dim() == 4:
+        picture = picture[:, :, None]
+    video, prompts = as_batch(picture[:, :, :1], prompt)
+    video = fit_to_model(video, geo, "image")
+    frames = frames or geo.window
+    geo.check_frames(frames)
+    known = video.expand(-1, -1, frames, -1, -1).contiguous()
+    return _generate(
+        pipe,
+        prompts,
+        frames,
+        video.shape[3],
+        video.shape[4],
+        known_video=known,
+        known_frames=[0],
+        **_sampling(steps, cfg, seed),
+    )
+
+
+def _window_forward(
+    pipe: Any, geo: Geometry, context: Tensor, prompts: list[str], sampling: dict[str, Any], length: int
+) -> Tensor:
+    """A ``length``-frame window whose first frames are ``context`` (known); returns the whole window."""
+    k = context.shape[2]
+    known = torch.cat([context, context[:, :, -1:].expand(-1, -1, length - k, -1, -1)], dim=2)
+    h, w = context.shape[3], context.shape[4]
+    return _generate(pipe, prompts, length, h, w, known_video=known, known_frames=list(range(k)), **sampling)
+
+
+def _window_backward(
+    pipe: Any, geo: Geometry, context: Tensor, prompts: list[str], sampling: dict[str, Any], length: int
+) -> Tensor:
+    """A ``length``-frame window whose last frames are ``context`` (known)."""
+    k = context.shape[2]
+    # The causal VAE reads earlier frames when it encodes the known ones: a still copy of the first
+    # known frame is the least surprising thing to show it there.
+    known = torch.cat([context[:, :, :1].expand(-1, -1, length - k, -1, -1), context], dim=2)
+    h, w = context.shape[3], context.shape[4]
+    known_frames = list(range(length - k, length))
+    return _generate(pipe, prompts, length, h, w, known_video=known, known_frames=known_frames, **sampling)
+
+
+def _window_between(
+    pipe: Any,
+    head: Tensor,
+    tail: Tensor,
+    prompts: list[str],
+    sampling: dict[str, Any],
+    length: int,
+) -> Tensor:
+    """A ``length``-frame window that starts with ``head`` and ends with ``tail`` (both known)."""
+    a, b = head.shape[2], tail.shape[2]
+    middle = length - a - b
+    # Unknown frames start as a cross-fade, so the encoder's causal context is plausible.
+    weights = torch.linspace(0, 1, middle + 2)[1:-1].view(1, 1, -1, 1, 1)
+    fill = head[:, :, -1:] * (1 - weights) + tail[:, :, :1] * weights
+    known = torch.cat([head, fill, tail], dim=2)
+    known_frames = [*range(a), *range(length - b, length)]
+    h, w = head.shape[3], head.shape[4]
+    return _generate(pipe, prompts, length, h, w, known_video=known, known_frames=known_frames, **sampling)
+
+
+def extend(
+    pipe: Any,
+    video: Tensor,
+    prompt: str | Sequence[str],
+    frames: int | None = None,
+    seconds: float | None = None,
+    backward: bool = False,
+    loop: bool = False,
+    steps: int = 25,
+    cfg: float = 4.0,
+    seed: int = 0,
+) -> Tensor:
+    """The clip with ``frames`` (or ``seconds`` at :data:`FPS`) new frames after it (or, ``backward``,
+    before it). ``loop``: new frames after it that lead back into its first frame, so the result plays
+    seamlessly on repeat. Returns the whole clip, input frames unchanged."""
+    geo = geometry(pipe)
+    clip, prompts = as_batch(video, prompt)
+    clip = fit_to_model(clip, geo, "video")
+    if seconds is not None:
+        if seconds <= 0:
+            raise UsageError(f"seconds must be > 0, got {seconds}")
+        frames = max(1, round(seconds * FPS))
+    if loop and backward:
+        raise UsageError("--loop and --backward cannot be combined (a loop joins the end to the start)")
+    sampling = _sampling(steps, cfg, seed)
+    if loop:
+        return _loop(pipe, geo, clip, prompts, sampling, frames)
+    frames = frames if frames is not None else geo.window - geo.head_context
+    if frames < 1:
+        raise UsageError(f"frames to add must be >= 1, got {frames}")
+    need = geo.tail_context if backward else geo.head_context
+    if clip.shape[2] < need:
+        raise UsageError(
+            f"the video has {clip.shape[2]} frames; extending needs at least {need} (the conditioning length)"
+        )
+    added = 0
+    current = clip
+    round_seed = seed
+    while added < frames:
+        sampling["seed"] = round_seed
+        if backward:
+            window = _window_backward(pipe, geo, current[:, :, :need], prompts, sampling, geo.window)
+            new = window[:, :, : geo.window - need]
+            current = torch.cat([new, current], dim=2)
+        else:
+            window = _window_forward(pipe, geo, current[:, :, -need:], prompts, sampling, geo.window)
+            new = window[:, :, need:]
+            current = torch.cat([current, new], dim=2)
+        added += new.shape[2]
+        round_seed += 1
+    extra = added - frames
+    if extra:
+        current = current[:, :, extra:] if backward else current[:, :, : current.shape[2] - extra]
+    return current
+
+
+def _loop(
+    pipe: Any, geo: Geometry, clip: Tensor, prompts: list[str], sampling: dict[str, Any], frames: int | None
+) -> Tensor:
+    head, tail = geo.head_context, geo.tail_context
+    if clip.shape[2] < max(head, tail):
+        raise UsageError(
+            f"the video has {clip.shape[2]} frames; a loop needs at least {max(head, tail)} "
+            "(the conditioning length)"
+        )
+    # New frames between the two contexts must fill whole latent frames.
+    new = frames if frames is not None else max(geo.temporal, geo.window - head - tail)
+    new = geo.temporal * max(1, math.ceil(new / geo.temporal))
+    length = head + new + tail
+    window = _window_between(pipe, clip[:, :, -head:], clip[:, :, :tail], prompts, sampling, length)
+    return torch.cat([clip, window[:, :, head : head + new]], dim=2)
+
+
+def long(
+    pipe: Any,
+    prompt: str | Sequence[str],
+    frames: int,
+    height: int | None = None,
+    width: int | None = None,
+    steps: int = 25,
+    cfg: float = 4.0,
+    seed: int = 0,
+) -> Tensor:
+    """A clip of ``frames`` frames (any count >= 1): one window from the prompt, then forward
+    extension with half-window overlapping context until long enough."""
+    geo = geometry(pipe)
+    height, width = height or geo.height, width or geo.width
+    geo.check_size(height, width)
+    if frames < 1:
+        raise UsageError(f"frames must be >= 1, got {frames}")
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    first = geo.window if frames > geo.window else geo.round_frames_up(frames)
+    clip = _generate(pipe, prompts, first, height, width, **_sampling(steps, cfg, seed))
+    if frames > clip.shape[2]:
+        clip = extend(pipe, clip, prompts, frames=frames - clip.shape[2], steps=steps, cfg=cfg, seed=seed + 1)
+    return clip[:, :, :frames]
+
+
+def edit(
+    pipe: Any,
+    video: Tensor,
+    prompt: str | Sequence[str],
+    strength: float,
+    steps: int = 25,
+    cfg: float = 4.0,
+    seed: int = 0,
+) -> Tensor:
+    """SDEdit: noise the clip's latents to ``strength`` and denoise under the new prompt.
+    Strength 0 returns the input unchanged; 1 starts from pure noise and ignores it."""
+    if not 0.0 <= strength <= 1.0 or math.isnan(strength):
+        raise UsageError(f"strength must be between 0 and 1, got {strength}")
+    geo = geometry(pipe)
+    clip, prompts = as_batch(video, prompt)
+    if strength == 0.0:
+        return clip.clone()
+    clip = fit_to_model(clip, geo, "video")
+    t = clip.shape[2]
+    if not geo.valid_frames(t):
+        keep = 1 + geo.temporal * ((t - 1) // geo.temporal)
+        warnings.warn(
+            f"video has {t} frames; edited the first {keep} (1 + {geo.temporal}*k)",
+            ResizeWarning,
+            stacklevel=2,
+        )
+        clip = clip[:, :, :keep]
+    return _generate(
+        pipe,
+        prompts,
+        clip.shape[2],
+        clip.shape[3],
+        clip.shape[4],
+        init_video=clip,
+        strength=strength,
+        **_sampling(steps, cfg, seed),
+    )
+
+
+def connect(
+    pipe: Any,
+    video_a: Tensor,
+    video_b: Tensor,
+    frames: int | None = None,
+    prompt: str | Sequence[str] = "",
+    steps: int = 25,
+    cfg: float = 4.0,
+    seed: int = 0,
+) -> Tensor:
+    """A ``frames``-frame transition that starts with A's last frames and ends with B's first."""
+    geo = geometry(pipe)
+    a, prompts = as_batch(video_a, prompt)
+    b, _ = as_batch(video_b, prompts)
+    a = fit_to_model(a, geo, "video A")
+    b = fit_to_model(b, geo, "video B")
+    if a.shape[3:] != b.shape[3:]:
+        b = torch.stack([resize_video(clip, a.shape[3], a.shape[4]) for clip in b])
+    head, tail = geo.head_context, geo.tail_context
+    frames = frames or geo.window
+    minimum = head + tail + geo.temporal
+    if frames < minimum:
+        raise UsageError(
+            f"frames={frames} is below the conditioning length: connect needs at least {minimum}"
+        )
+    geo.check_frames(frames)
+    for name, clip, need in (("A", a, head), ("B", b, tail)):
+        if clip.shape[2] < need:
+            raise UsageError(f"video {name} has {clip.shape[2]} frames; connect needs at least {need}")
+    return _window_between(
+        pipe, a[:, :, -head:], b[:, :, :tail], prompts, _sampling(steps, cfg, seed), frames
+    )
+
+
+# ---------------------------------------------------------------- files
+
+
+def read_video(path: str | Path) -> Tensor:
+    """A media file as (1, 3, T, H, W) in [-1, 1]; FivefoldError naming the file if unreadable."""
+    return to_tensor(read_media(path))[None]
+
+
+def write_video(path: str | Path, video: Tensor, fps: int = FPS) -> Path:
+    """Write the first clip of a batch (or a (3,T,H,W) clip) as .gif/.mp4/.png."""
+    clip = video[0] if video.dim() == 5 else video
+    try:
+        return write_media(path, to_uint8(clip), fps=fps)
+    except OSError as exc:
+        raise FivefoldError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def side_by_side(*clips: Tensor, gap: int = 2) -> Tensor:
+    """Clips (3,T,H,W) next to each other; shorter ones hold their last frame."""
+    length = max(c.shape[1] for c in clips)
+    height = max(c.shape[2] for c in clips)
+    parts: list[Tensor] = []
+    for i, clip in enumerate(clips):
+        pad_t = length - clip.shape[1]
+        clip = torch.cat([clip, clip[:, -1:].expand(-1, pad_t, -1, -1)], dim=1) if pad_t else clip
+        if clip.shape[2] < height:
+            clip = torch.nn.functional.pad(clip, (0, 0, 0, height - clip.shape[2]), value=1.0)
+        parts.append(clip)
+        if i < len(clips) - 1:
+            parts.append(torch.ones(3, length, height, gap))
+    return torch.cat(parts, dim=3)
+
+
+def capabilities_demo(out_dir: Path, pipe: Any = None, steps: int = 20) -> dict[str, str]:
+    """Generate an image, animate it, extend the clip, and write a side-by-side GIF."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe = pipe if pipe is not None else load_pipeline()
+    prompt = "a red square moving right"
+    still = image(pipe, "a red square", steps=steps, seed=1)
+    clip = animate(pipe, still[:, :, 0], prompt, steps=steps, seed=2)
+    longer = extend(pipe, clip, prompt, steps=steps, seed=3)
+    paths = {
+        "image": write_video(out_dir / "capability_image.png", still),
+        "animate": write_video(out_dir / "capability_animate.gif", clip),
+        "extend": write_video(out_dir / "capability_extend.gif", longer),
+        "side-by-side": write_video(
+            out_dir / "capability_side_by_side.gif",
+            side_by_side(still[0].expand(-1, longer.shape[2], -1, -1), clip[0], longer[0]),
+        ),
+    }
+    return {f"capabilities {k}": str(v) for k, v in paths.items()}
