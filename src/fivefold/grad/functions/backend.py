@@ -1,0 +1,283 @@
+"""The two vocabularies a backward formula is written against.
+
+``NP`` works on bare arrays (plain backward: no graph, no tensor objects); ``TENSOR``
+works on tensors with grad mode on, so the same formula records a graph when
+``create_graph=True`` and higher-order gradients come for free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from fivefold.grad.mode import STATE
+from fivefold.grad.tensor import Tensor, _wrap
+
+try:  # SciPy's erf is vectorised; math.erf per element is the exact fallback
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover - SciPy comes with scikit-learn in dev installs
+    import math
+
+    _erf_obj = np.frompyfunc(math.erf, 1, 1)
+
+    def _erf(x: Any) -> Any:
+        return np.asarray(_erf_obj(x), dtype=np.asarray(x).dtype)
+
+
+def erf(x: Any) -> Any:
+    out = _erf(x)
+    return out.astype(x.dtype, copy=False) if hasattr(x, "dtype") else out
+
+
+def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sums a broadcast gradient back down to ``shape`` (NumPy arrays)."""
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    ones = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if ones:
+        g = g.sum(axis=ones, keepdims=True)
+    return g
+
+
+@contextlib.contextmanager
+def grad_mode(enabled: bool) -> Iterator[None]:
+    prev = STATE.enabled
+    STATE.enabled = enabled
+    try:
+        yield
+    finally:
+        STATE.enabled = prev
+
+
+class _NP:
+    """Formulas on NumPy arrays."""
+
+    raw = True
+
+    @staticmethod
+    def v(t: Any) -> Any:
+        return t._data if isinstance(t, Tensor) else t
+
+    @staticmethod
+    def wrap(g: Any) -> Any:
+        return None if g is None else _wrap(g, None)
+
+    @staticmethod
+    def unwrap(t: Any) -> Any:
+        return None if t is None else (t._data if isinstance(t, Tensor) else np.asarray(t))
+
+    @staticmethod
+    def const(a: Any) -> Any:
+        return a
+
+    @staticmethod
+    def fix(g: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        if g.shape != shape:
+            g = sum_to(g, shape)
+        if g.dtype is not dtype:
+            g = g.astype(dtype)
+        return g
+
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    sqrt = staticmethod(np.sqrt)
+    sin = staticmethod(np.sin)
+    cos = staticmethod(np.cos)
+    tanh = staticmethod(np.tanh)
+    sign = staticmethod(np.sign)
+    erf = staticmethod(erf)
+    where = staticmethod(np.where)
+    matmul = staticmethod(np.matmul)
+
+    @staticmethod
+    def sigmoid(x: Any) -> Any:
+        return 0.5 * (1 + np.tanh(0.5 * x))
+
+    @staticmethod
+    def swap(a: Any) -> Any:
+        return a.swapaxes(-1, -2)
+
+    @staticmethod
+    def sum(g: Any, axis: Any, keepdims: bool = False) -> Any:
+        return g.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def reshape(g: Any, shape: tuple[int, ...]) -> Any:
+        return g.reshape(shape)
+
+    @staticmethod
+    def expand(g: Any, shape: tuple[int, ...]) -> Any:
+        out = np.empty(shape, g.dtype)
+        out[...] = g
+        return out
+
+    @staticmethod
+    def permute(g: Any, axes: tuple[int, ...]) -> Any:
+        return g.transpose(axes)
+
+    @staticmethod
+    def cast(g: Any, dtype: Any) -> Any:
+        return g.astype(dtype)
+
+    @staticmethod
+    def index_put(shape: tuple[int, ...], dtype: Any, key: Any, g: Any, accumulate: bool) -> Any:
+        out = np.zeros(shape, dtype)
+        if accumulate:
+            np.add.at(out, key, g)
+        else:
+            out[key] = g
+        return out
+
+    @staticmethod
+    def getitem(g: Any, key: Any) -> Any:
+        return g[key]
+
+    @staticmethod
+    def cat(gs: list[Any], axis: int) -> Any:
+        return np.concatenate(gs, axis=axis)
+
+    @staticmethod
+    def split_at(g: Any, sizes: list[int], axis: int) -> list[Any]:
+        return np.split(g, np.cumsum(sizes)[:-1], axis=axis)
+
+
+class _TENSOR:
+    """The same formulas on tensors: each step is recorded for higher-order gradients."""
+
+    raw = False
+
+    @staticmethod
+    def v(t: Any) -> Any:
+        return t
+
+    @staticmethod
+    def wrap(g: Any) -> Any:
+        return g
+
+    @staticmethod
+    def unwrap(t: Any) -> Any:
+        return t
+
+    @staticmethod
+    def const(a: Any) -> Any:
+        return _wrap(a, None)
+
+    @staticmethod
+    def fix(g: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        from fivefold.grad.functions import reduce
+        from fivefold.grad.functions import shape as S
+
+        if g._data.shape != shape:
+            g = reduce.sum_to_shape(g, shape)
+        if g._data.dtype is not dtype:
+            g = S.cast(g, dtype)
+        return g
+
+    @staticmethod
+    def exp(x: Any) -> Any:
+        return x.exp()
+
+    @staticmethod
+    def log(x: Any) -> Any:
+        return x.log()
+
+    @staticmethod
+    def sqrt(x: Any) -> Any:
+        return x.sqrt()
+
+    @staticmethod
+    def sin(x: Any) -> Any:
+        return x.sin()
+
+    @staticmethod
+    def cos(x: Any) -> Any:
+        return x.cos()
+
+    @staticmethod
+    def tanh(x: Any) -> Any:
+        return x.tanh()
+
+    @staticmethod
+    def sigmoid(x: Any) -> Any:
+        return x.sigmoid()
+
+    @staticmethod
+    def sign(x: Any) -> Any:
+        return x.sign()
+
+    @staticmethod
+    def erf(x: Any) -> Any:
+        return x.erf()
+
+    @staticmethod
+    def where(c: Any, a: Any, b: Any) -> Any:
+        from fivefold.grad.functions import elementwise
+
+        return elementwise.where(_wrap(np.asarray(c), None), a, b)
+
+    @staticmethod
+    def matmul(a: Any, b: Any) -> Any:
+        from fivefold.grad.functions import linalg
+
+        return linalg.matmul(a, b)
+
+    @staticmethod
+    def swap(a: Any) -> Any:
+        return a.transpose(-1, -2)
+
+    @staticmethod
+    def sum(g: Any, axis: Any, keepdims: bool = False) -> Any:
+        return g.sum(axis, keepdim=keepdims)
+
+    @staticmethod
+    def reshape(g: Any, shape: tuple[int, ...]) -> Any:
+        return g.reshape(shape)
+
+    @staticmethod
+    def expand(g: Any, shape: tuple[int, ...]) -> Any:
+        lead = len(shape) - g.ndim
+        if lead:
+            g = g.reshape((1,) * lead + tuple(g.shape))
+        return g.expand(shape)
+
+    @staticmethod
+    def permute(g: Any, axes: tuple[int, ...]) -> Any:
+        return g.permute(axes)
+
+    @staticmethod
+    def cast(g: Any, dtype: Any) -> Any:
+        from fivefold.grad.functions import shape as S
+
+        return S.cast(g, dtype)
+
+    @staticmethod
+    def index_put(shape: tuple[int, ...], dtype: Any, key: Any, g: Any, accumulate: bool) -> Any:
+        from fivefold.grad.functions import index
+
+        return index.index_put_zeros(shape, dtype, key, g, accumulate)
+
+    @staticmethod
+    def getitem(g: Any, key: Any) -> Any:
+        from fivefold.grad.functions import index
+
+        return index.getitem_raw_key(g, key)
+
+    @staticmethod
+    def cat(gs: list[Any], axis: int) -> Any:
+        from fivefold.grad.functions import shape as S
+
+        return S.cat(gs, axis)
+
+    @staticmethod
+    def split_at(g: Any, sizes: list[int], axis: int) -> list[Any]:
+        from fivefold.grad.functions import shape as S
+
+        return list(S.split(g, sizes, axis))
+
+
+NP = _NP()
+TENSOR = _TENSOR()

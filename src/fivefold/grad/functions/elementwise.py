@@ -1,0 +1,726 @@
+"""Elementwise ops: arithmetic with broadcasting and torch's promotion, unary maths, activations.
+
+Each op computes its result with NumPy, and only when grad mode is on and an input
+requires grad builds a node (named as torch's) saving just what its formula needs.
+Gradients of broadcast inputs are summed back to the input's shape by ``ops.fix``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from fivefold.grad import _dtype as D
+from fivefold.grad.graph import Node, edge
+from fivefold.grad.mode import STATE
+from fivefold.grad.tensor import Tensor, _wrap
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+def broadcast_error(a: Any, b: Any) -> RuntimeError:
+    """torch's wording for two shapes that do not broadcast."""
+    sa, sb = a.shape, b.shape
+    n = max(len(sa), len(sb))
+    pa = (1,) * (n - len(sa)) + tuple(sa)
+    pb = (1,) * (n - len(sb)) + tuple(sb)
+    for i in range(n - 1, -1, -1):
+        if pa[i] != pb[i] and pa[i] != 1 and pb[i] != 1:
+            return RuntimeError(f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) "
+                                f"at non-singleton dimension {i}")
+    return RuntimeError(f"shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast")
+
+
+def _saved(t: Tensor) -> tuple[list[int], int, Any, Node | None]:
+    return (t._vc, t._vc[0], t._data, t.grad_fn)
+
+
+def _operand(b: Any, like: Any) -> Any:
+    """Turns the right operand into a Tensor, or a Python scalar kept as a weak scalar."""
+    if isinstance(b, Tensor):
+        return b
+    if isinstance(b, (bool, int, float)):
+        return b
+    if isinstance(b, np.generic):
+        return b.item()
+    arr = np.asarray(b)
+    if arr.dtype.kind == "f" and not isinstance(b, np.ndarray):
+        arr = arr.astype(D.default_float())
+    return _wrap(arr, None)
+
+
+def _arrays(a: Tensor, b: Any) -> tuple[Any, Any]:
+    """The operand arrays, cast to torch's common dtype."""
+    ad, bd = a._data, b._data
+    if ad.dtype is not bd.dtype:
+        rt = D.result_type(ad, bd)
+        if ad.dtype != rt:
+            ad = ad.astype(rt)
+        if bd.dtype != rt:
+            bd = bd.astype(rt)
+    return ad, bd
+
+
+def _scalar_fix(out: Any, ad: Any, s: Any) -> Any:
+    if out.dtype.kind != "f" or ad.dtype.kind == "f":
+        if out.dtype is ad.dtype or not isinstance(s, (bool, int)):
+            return out
+    want = D.scalar_result_type(ad, s)
+    return out if out.dtype == want else out.astype(want)
+
+
+def _meta(t: Tensor) -> tuple[tuple[int, ...], Any]:
+    return (t._data.shape, t._data.dtype)
+
+
+# ---------------------------------------------------------------------------- add / sub
+class AddBackward0(Node):
+    __slots__ = ("alpha", "sa", "sb")
+    _saves = False
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
+        nf = self.next_functions
+        ga = ops.fix(g, *self.sa) if nf[0][0] is not None else None
+        gb = None
+        if nf[1][0] is not None:
+            gb = g if self.alpha == 1 else g * self.alpha
+            gb = ops.fix(gb, *self.sb)
+        return (ga, gb)
+
+
+class SubBackward0(AddBackward0):
+    __slots__ = ()
+
+
+def _addsub(a: Tensor, b: Any, alpha: Any, cls: type[AddBackward0]) -> Tensor:
+    b = _operand(b, a)
+    if isinstance(b, Tensor):
+        ad, bd = _arrays(a, b)
+        try:
+            out = ad + bd if alpha == 1 else ad + bd * alpha
+        except ValueError:
+            raise broadcast_error(ad, bd) from None
+        if STATE.enabled and (a._rg or b._rg):
+            node = cls((edge(a), edge(b)))
+            node.alpha = alpha
+            node.sa = _meta(a)
+            node.sb = _meta(b)
+            return _wrap(out, node)
+        return _wrap(out, None)
+    ad = a._data
+    out = _scalar_fix(ad + b * alpha, ad, b)
+    if STATE.enabled and a._rg:
+        node = cls((edge(a), (None, 0)))
+        node.alpha = alpha
+        node.sa = _meta(a)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+def add(a: Tensor, b: Any, *, alpha: Any = 1) -> Tensor:
+    return _addsub(a, b, alpha, AddBackward0)
+
+
+def sub(a: Tensor, b: Any, *, alpha: Any = 1) -> Tensor:
+    return _addsub(a, b, -alpha, SubBackward0)
+
+
+class RsubBackward1(Node):
+    __slots__ = ("dt",)
+    _saves = False
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        return (-g,)
+
+
+def rsub(a: Tensor, b: Any) -> Tensor:
+    """``b - a`` for a scalar ``b``."""
+    if isinstance(b, Tensor | np.ndarray):
+        return sub(_operand(b, a), a)
+    ad = a._data
+    out = _scalar_fix(b - ad, ad, b)
+    if STATE.enabled and a._rg:
+        return _wrap(out, RsubBackward1((edge(a),)))
+    return _wrap(out, None)
+
+
+# ---------------------------------------------------------------------------- mul / div
+class MulBackward0(Node):
+    __slots__ = ("a", "b", "sa", "sb")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
+        nf = self.next_functions
+        ga = ops.fix(g * ops.v(self.b), *self.sa) if nf[0][0] is not None else None
+        gb = ops.fix(g * ops.v(self.a), *self.sb) if nf[1][0] is not None else None
+        return (ga, gb)
+
+    def _release(self) -> None:
+        self.a = self.b = None
+
+
+def mul(a: Tensor, b: Any) -> Tensor:
+    if not isinstance(b, Tensor):
+        b = _operand(b, a)
+    if isinstance(b, Tensor):
+        ad, bd = a._data, b._data
+        if ad.dtype is not bd.dtype:
+            ad, bd = _arrays(a, b)
+        try:
+            out = ad * bd
+        except ValueError:
+            raise broadcast_error(ad, bd) from None
+        if STATE.enabled and (a._rg or b._rg):
+            node = MulBackward0((edge(a), edge(b)))
+            node.a = a
+            node.b = b
+            if a._rg:
+                node.sa = (ad.shape, ad.dtype if ad.dtype is a._data.dtype else a._data.dtype)
+                if b._rg:
+                    node._saved = (_saved(b), _saved(a))
+                    node.sb = (bd.shape, b._data.dtype)
+                else:
+                    node._saved = (_saved(b),)
+            else:
+                node.sb = (bd.shape, b._data.dtype)
+                node._saved = (_saved(a),)
+            return _wrap(out, node)
+        return _wrap(out, None)
+    ad = a._data
+    out = _scalar_fix(ad * b, ad, b)
+    if STATE.enabled and a._rg:
+        node = MulBackward0((edge(a), (None, 0)))
+        node.a = a
+        node.b = b
+        node.sa = (ad.shape, ad.dtype)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+class DivBackward0(Node):
+    __slots__ = ("a", "b", "sa", "sb")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
+        nf = self.next_functions
+        b = ops.v(self.b)
+        ga = ops.fix(g / b, *self.sa) if nf[0][0] is not None else None
+        gb = ops.fix(-g * ops.v(self.a) / (b * b), *self.sb) if nf[1][0] is not None else None
+        return (ga, gb)
+
+    def _release(self) -> None:
+        self.a = self.b = None
+
+
+def _true_div_dtype(out: Any, ad: Any, bd: Any) -> Any:
+    if ad.dtype.kind != "f" and getattr(bd, "dtype", None) is not None and bd.dtype.kind != "f":
+        return out.astype(D.default_float())
+    if ad.dtype.kind != "f" and isinstance(bd, (int, float)):
+        return out.astype(D.default_float())
+    return out
+
+
+def div(a: Tensor, b: Any, *, rounding_mode: str | None = None) -> Tensor:
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
+    if rounding_mode == "trunc":
+        return _nograd_binary(a, b, lambda x, y: np.trunc(x / y).astype(np.result_type(x, y)))
+    b = _operand(b, a)
+    if isinstance(b, Tensor):
+        ad, bd = _arrays(a, b)
+        try:
+            out = _true_div_dtype(np.true_divide(ad, bd), ad, bd)
+        except ValueError:
+            raise broadcast_error(ad, bd) from None
+        if STATE.enabled and (a._rg or b._rg):
+            node = DivBackward0((edge(a), edge(b)))
+            node.a, node.b = a, b
+            node.sa, node.sb = _meta(a), _meta(b)
+            node._saved = (_saved(b), _saved(a)) if b._rg else (_saved(b),)
+            return _wrap(out, node)
+        return _wrap(out, None)
+    ad = a._data
+    out = _true_div_dtype(ad / b, ad, b)
+    if STATE.enabled and a._rg:
+        node = DivBackward0((edge(a), (None, 0)))
+        node.a, node.b = a, b
+        node.sa = _meta(a)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+def rdiv(a: Tensor, b: Any) -> Tensor:
+    """``b / a`` for a scalar ``b``: torch records it as reciprocal then multiply."""
+    if isinstance(b, Tensor | np.ndarray):
+        return div(_operand(b, a), a)
+    return mul(reciprocal(a), b)
+
+
+def _nograd_binary(a: Tensor, b: Any, fn: Callable[[Any, Any], Any]) -> Tensor:
+    b = _operand(b, a)
+    if isinstance(b, Tensor):
+        ad, bd = _arrays(a, b)
+        try:
+            return _wrap(fn(ad, bd), None)
+        except ValueError:
+            raise broadcast_error(ad, bd) from None
+    return _wrap(_scalar_fix(fn(a._data, b), a._data, b), None)
+
+
+def floor_divide(a: Tensor, b: Any) -> Tensor:
+    return _nograd_binary(a, b, np.floor_divide)
+
+
+def remainder(a: Tensor, b: Any) -> Tensor:
+    return _nograd_binary(a, b, np.remainder)
+
+
+def compare(a: Tensor, b: Any, fn: Callable[[Any, Any], Any]) -> Tensor:
+    """Comparisons and logical ops: results never require grad."""
+    b = _operand(b, a)
+    if isinstance(b, Tensor):
+        ad, bd = _arrays(a, b)
+        try:
+            return _wrap(fn(ad, bd), None)
+        except ValueError:
+            raise broadcast_error(ad, bd) from None
+    return _wrap(fn(a._data, b), None)
+
+
+# ---------------------------------------------------------------------------- pow
+class PowBackward0(Node):
+    __slots__ = ("a", "p")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        p = self.p
+        if p == 0:
+            return (g * 0,)
+        x = ops.v(self.a)
+        if p == 2:
+            return (g * (2 * x),)
+        return (g * (p * x ** (p - 1)),)
+
+    def _release(self) -> None:
+        self.a = None
+
+
+class PowBackward1(Node):
+    __slots__ = ("a", "b", "out", "sa", "sb")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
+        nf = self.next_functions
+        a, b = ops.v(self.a), ops.v(self.b)
+        ga = gb = None
+        if nf[0][0] is not None:
+            ga = ops.fix(g * (b * a ** (b - 1)), *self.sa)
+        if nf[1][0] is not None:
+            ad, bd = ops.unwrap(a), ops.unwrap(b)
+            zero = (ad == 0) & (bd >= 0)
+            out = a ** b
+            term = ops.where(zero, out * 0, out * ops.log(ops.where(zero, a * 0 + 1, a)))
+            gb = ops.fix(g * term, *self.sb)
+        return (ga, gb)
+
+    def _release(self) -> None:
+        self.a = self.b = None
+
+
+class PowBackward2(Node):
+    __slots__ = ("base", "out", "x")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        base = self.base
+        out = self.out if ops.raw else base ** self.x
+        if base == 0:
+            xd = ops.unwrap(ops.v(self.x))
+            return (ops.where(xd >= 0, g * 0, g * out * math.log(base) if base > 0 else g * out),)
+        return (g * out * math.log(base),)
+
+    def _release(self) -> None:
+        self.out = self.x = None
+
+
+def pow(a: Tensor, b: Any) -> Tensor:
+    b = _operand(b, a)
+    if isinstance(b, Tensor):
+        ad, bd = _arrays(a, b)
+        try:
+            out = np.power(ad, bd)
+        except ValueError:
+            raise broadcast_error(ad, bd) from None
+        if STATE.enabled and (a._rg or b._rg):
+            node = PowBackward1((edge(a), edge(b)))
+            node.a, node.b = a, b
+            node.sa, node.sb = _meta(a), _meta(b)
+            node._saved = (_saved(a), _saved(b))
+            return _wrap(out, node)
+        return _wrap(out, None)
+    ad = a._data
+    if ad.dtype.kind in "iub" and isinstance(b, int) and b < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    out = _scalar_fix(np.square(ad) if b == 2 else np.power(ad, b), ad, b)
+    if STATE.enabled and a._rg:
+        node = PowBackward0((edge(a),))
+        node.a, node.p = a, b
+        node._saved = (_saved(a),)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+def rpow(a: Tensor, base: Any) -> Tensor:
+    """``base ** a`` for a scalar ``base``."""
+    if isinstance(base, Tensor | np.ndarray):
+        return pow(_operand(base, a), a)
+    ad = a._data
+    out = _scalar_fix(np.power(base, ad), ad, base)
+    if out.dtype.kind == "f" and out.dtype != ad.dtype and ad.dtype.kind == "f":
+        out = out.astype(ad.dtype)
+    if STATE.enabled and a._rg:
+        node = PowBackward2((edge(a),))
+        node.base, node.x, node.out = base, a, out
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+# ---------------------------------------------------------------------------- unary maths
+class UnaryBackward(Node):
+    """A one-input op; ``formula(g, x, y, ops)`` gives the input gradient (y: raw result)."""
+
+    __slots__ = ("x", "y")
+    formula: Callable[[Any, Any, Any, Any], Any]
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        return (type(self).formula(g, ops.v(self.x), self.y, ops),)
+
+    def _release(self) -> None:
+        self.x = self.y = None
+
+
+def _unary(name: str, forward: Callable[[Any], Any], formula: Callable[[Any, Any, Any, Any], Any],
+           saves: str = "self", float_only: bool = True) -> Callable[[Tensor], Tensor]:
+    """Builds ``op(t)`` and its node class ``<Name>Backward0``; ``saves`` is self, result or none."""
+    cls = type(name, (UnaryBackward,), {"__slots__": (), "formula": staticmethod(formula),
+                                        "_saves": saves != "none"})
+    globals()[name] = cls
+
+    def op(a: Tensor) -> Tensor:
+        ad = a._data
+        if float_only and ad.dtype.kind != "f":
+            ad = ad.astype(D.default_float())
+        out = forward(ad)
+        if STATE.enabled and a._rg:
+            node = cls((edge(a),))
+            node.x = a
+            node.y = out
+            result = _wrap(out, node)
+            if saves == "result":
+                node._saved = ((result._vc, 0, out, node),)
+            elif saves == "self":
+                node._saved = (_saved(a),)
+            return result
+        return _wrap(out, None)
+
+    op.__name__ = name.replace("Backward0", "").lower()
+    return op
+
+
+def _zero_grad(g: Any, x: Any, y: Any, ops: Any) -> Any:
+    return g * 0
+
+
+def _sigmoid(x: Any) -> Any:
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+def _gelu_grad(g: Any, x: Any, y: Any, ops: Any) -> Any:
+    cdf = 0.5 * (1 + ops.erf(x * (1 / _SQRT_2)))
+    pdf = ops.exp(x * x * -0.5) * (1 / _SQRT_2PI)
+    return g * (cdf + x * pdf)
+
+
+def _erf_forward(x: Any) -> Any:
+    from fivefold.grad.functions.backend import erf as _e
+
+    return _e(x)
+
+
+neg = _unary("NegBackward0", np.negative, lambda g, x, y, ops: -g, "none", float_only=False)
+exp = _unary("ExpBackward0", np.exp, lambda g, x, y, ops: g * (y if ops.raw else ops.exp(x)), "result")
+log = _unary("LogBackward0", np.log, lambda g, x, y, ops: g / x)
+log1p = _unary("Log1PBackward0", np.log1p, lambda g, x, y, ops: g / (x + 1))
+sqrt = _unary("SqrtBackward0", np.sqrt,
+              lambda g, x, y, ops: g / (2 * (y if ops.raw else ops.sqrt(x))), "result")
+rsqrt = _unary("RsqrtBackward0", lambda x: 1 / np.sqrt(x),
+               lambda g, x, y, ops: g * -0.5 * (y if ops.raw else 1 / ops.sqrt(x)) ** 3, "result")
+sin = _unary("SinBackward0", np.sin, lambda g, x, y, ops: g * ops.cos(x))
+cos = _unary("CosBackward0", np.cos, lambda g, x, y, ops: g * -ops.sin(x))
+tanh = _unary("TanhBackward0", np.tanh,
+              lambda g, x, y, ops: g * (1 - (y if ops.raw else ops.tanh(x)) ** 2), "result")
+sigmoid = _unary("SigmoidBackward0", _sigmoid, lambda g, x, y, ops: g * (
+    (y * (1 - y)) if ops.raw else ops.sigmoid(x) * (1 - ops.sigmoid(x))), "result")
+reciprocal = _unary("ReciprocalBackward0", np.reciprocal,
+                    lambda g, x, y, ops: g * -((y * y) if ops.raw else 1 / (x * x)), "result")
+abs = _unary("AbsBackward0", np.abs, lambda g, x, y, ops: g * ops.const(np.sign(ops.unwrap(x))),
+             float_only=False)
+erf = _unary("ErfBackward0", _erf_forward,
+             lambda g, x, y, ops: g * (2 / math.sqrt(math.pi)) * ops.exp(-(x * x)))
+gelu_exact = _unary("GeluBackward0", lambda x: 0.5 * x * (1 + _erf_forward(x / _SQRT_2)), _gelu_grad)
+
+
+def square(a: Tensor) -> Tensor:
+    return pow(a, 2)
+
+
+def _relu_grad(g: Any, x: Any, y: Any, ops: Any) -> Any:
+    mask = (y if ops.raw else ops.unwrap(x)) > 0
+    return g * ops.const(mask)
+
+
+_relu_op = _unary("ReluBackward0", lambda x: np.maximum(x, 0), _relu_grad, "result", float_only=False)
+
+
+def relu(a: Tensor) -> Tensor:
+    return _relu_op(a)
+
+
+class GeluBackward0(Node):
+    """tanh-approximated GELU (``approximate='tanh'``); the exact one is a unary above."""
+
+    __slots__ = ("x",)
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        x = ops.v(self.x)
+        k = math.sqrt(2 / math.pi)
+        inner = k * (x + 0.044715 * x * x * x)
+        t = ops.tanh(inner)
+        left = 0.5 * x
+        right = 1 + t
+        d_inner = k * (1 + 3 * 0.044715 * x * x)
+        return (g * (0.5 * right + left * (1 - t * t) * d_inner),)
+
+    def _release(self) -> None:
+        self.x = None
+
+
+def gelu(a: Tensor, approximate: str = "none") -> Tensor:
+    if approximate == "none":
+        return gelu_exact(a)
+    x = a._data
+    k = math.sqrt(2 / math.pi)
+    out = 0.5 * x * (1 + np.tanh(k * (x + 0.044715 * x ** 3)))
+    if STATE.enabled and a._rg:
+        node = GeluBackward0((edge(a),))
+        node.x = a
+        node._saved = (_saved(a),)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+class SoftplusBackward0(Node):
+    __slots__ = ("beta", "threshold", "x")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        x = ops.v(self.x)
+        bx = x * self.beta
+        over = ops.unwrap(bx) > self.threshold
+        z = ops.exp(ops.where(over, bx * 0, bx))
+        return (ops.where(over, g, g * z / (z + 1)),)
+
+    def _release(self) -> None:
+        self.x = None
+
+
+def softplus(a: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    x = a._data
+    bx = x * beta
+    over = bx > threshold
+    out = np.where(over, x, np.log1p(np.exp(np.where(over, 0, bx))) / beta).astype(x.dtype)
+    if STATE.enabled and a._rg:
+        node = SoftplusBackward0((edge(a),))
+        node.x, node.beta, node.threshold = a, beta, threshold
+        node._saved = (_saved(a),)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+sign = _unary("SignBackward0", np.sign, _zero_grad, "none", float_only=False)
+
+
+class ClampBackward1(Node):
+    __slots__ = ("hi", "lo", "x")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        xd = ops.unwrap(ops.v(self.x))
+        mask = np.ones(xd.shape, bool)
+        if self.lo is not None:
+            mask &= xd >= self.lo
+        if self.hi is not None:
+            mask &= xd <= self.hi
+        return (g * ops.const(mask),)
+
+    def _release(self) -> None:
+        self.x = None
+
+
+class ClampMinBackward0(ClampBackward1):
+    __slots__ = ()
+
+
+class ClampMaxBackward0(ClampBackward1):
+    __slots__ = ()
+
+
+def clamp(a: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out_t = a
+        if min is not None:
+            out_t = maximum(out_t, min if isinstance(min, Tensor) else _wrap(np.asarray(min, a._data.dtype), None))
+        if max is not None:
+            out_t = minimum(out_t, max if isinstance(max, Tensor) else _wrap(np.asarray(max, a._data.dtype), None))
+        return out_t
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    x = a._data
+    out = np.clip(x, min, max)
+    if out.dtype != x.dtype:
+        out = out.astype(x.dtype)
+    if STATE.enabled and a._rg:
+        cls = ClampBackward1 if (min is not None and max is not None) else (
+            ClampMinBackward0 if min is not None else ClampMaxBackward0)
+        node = cls((edge(a),))
+        node.x, node.lo, node.hi = a, min, max
+        node._saved = (_saved(a),)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+def clamp_min(a: Tensor, min: Any) -> Tensor:
+    return clamp(a, min=min)
+
+
+def clamp_max(a: Tensor, max: Any) -> Tensor:
+    return clamp(a, max=max)
+
+
+# ---------------------------------------------------------------------------- max/min/where
+class MaximumBackward0(Node):
+    __slots__ = ("a", "b", "sa", "sb", "take_max")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
+        ad, bd = ops.unwrap(ops.v(self.a)), ops.unwrap(ops.v(self.b))
+        win = ad > bd if self.take_max else ad < bd
+        tie = ad == bd
+        wa = np.where(win, 1.0, np.where(tie, 0.5, 0.0)).astype(g.dtype if ops.raw else g._data.dtype)
+        nf = self.next_functions
+        ga = ops.fix(g * ops.const(wa), *self.sa) if nf[0][0] is not None else None
+        gb = ops.fix(g * ops.const(1 - wa), *self.sb) if nf[1][0] is not None else None
+        return (ga, gb)
+
+    def _release(self) -> None:
+        self.a = self.b = None
+
+
+class MinimumBackward0(MaximumBackward0):
+    __slots__ = ()
+
+
+def _extremum(a: Tensor, b: Any, take_max: bool) -> Tensor:
+    b = _operand(b, a)
+    if not isinstance(b, Tensor):
+        b = _wrap(np.asarray(b, a._data.dtype), None)
+    ad, bd = _arrays(a, b)
+    try:
+        out = np.maximum(ad, bd) if take_max else np.minimum(ad, bd)
+    except ValueError:
+        raise broadcast_error(ad, bd) from None
+    if STATE.enabled and (a._rg or b._rg):
+        node = (MaximumBackward0 if take_max else MinimumBackward0)((edge(a), edge(b)))
+        node.a, node.b, node.take_max = a, b, take_max
+        node.sa, node.sb = _meta(a), _meta(b)
+        node._saved = (_saved(a), _saved(b))
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+def maximum(a: Tensor, b: Any) -> Tensor:
+    return _extremum(a, b, True)
+
+
+def minimum(a: Tensor, b: Any) -> Tensor:
+    return _extremum(a, b, False)
+
+
+class WhereBackward0(Node):
+    __slots__ = ("cond", "sa", "sb")
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
+        nf = self.next_functions
+        c = self.cond
+        zero = g * 0
+        ga = ops.fix(ops.where(c, g, zero), *self.sa) if nf[1][0] is not None else None
+        gb = ops.fix(ops.where(c, zero, g), *self.sb) if nf[2][0] is not None else None
+        return (None, ga, gb)
+
+    def _release(self) -> None:
+        self.cond = None
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    c = cond._data if isinstance(cond, Tensor) else np.asarray(cond)
+    if c.dtype != D.NP_BOOL:
+        c = c.astype(bool)
+    if not isinstance(a, Tensor):
+        a = _wrap(np.asarray(a, b._data.dtype if isinstance(b, Tensor) else D.default_float()), None)
+    if not isinstance(b, Tensor):
+        b = _wrap(np.asarray(b, a._data.dtype), None)
+    ad, bd = _arrays(a, b)
+    try:
+        out = np.where(c, ad, bd)
+    except ValueError:
+        raise broadcast_error(ad, bd) from None
+    if STATE.enabled and (a._rg or b._rg):
+        node = WhereBackward0(((None, 0), edge(a), edge(b)))
+        node.cond = np.broadcast_to(c, out.shape)
+        node.sa, node.sb = _meta(a), _meta(b)
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+# ---------------------------------------------------------------------------- copies
+class CloneBackward0(Node):
+    __slots__ = ()
+    _saves = False
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        return (g,)
+
+
+def clone(a: Tensor) -> Tensor:
+    out = a._data.copy()
+    if STATE.enabled and a._rg:
+        return _wrap(out, CloneBackward0((edge(a),)))
+    return _wrap(out, None)
+
+
+def logical_not(a: Tensor) -> Tensor:
+    return _wrap(np.logical_not(a._data), None)
+
+
+def bitwise_not(a: Tensor) -> Tensor:
+    return _wrap(np.invert(a._data), None)
+
+
+def isnan(a: Tensor) -> Tensor:
+    return _wrap(np.isnan(a._data), None)
+
+
+def isfinite(a: Tensor) -> Tensor:
+    return _wrap(np.isfinite(a._data), None)
+
+
+floor = _unary("FloorBackward0", np.floor, _zero_grad, "none", float_only=False)
+ceil = _unary("CeilBackward0", np.ceil, _zero_grad, "none", float_only=False)
+round = _unary("RoundBackward0", np.round, _zero_grad, "none", float_only=False)
+trunc = _unary("TruncBackward0", np.trunc, _zero_grad, "none", float_only=False)

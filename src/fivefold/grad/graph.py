@@ -1,0 +1,460 @@
+"""The autograd graph: nodes, leaf accumulators, hooks and the backward engine.
+
+A node is created by each differentiable op when grad mode is on and an input requires
+grad. ``next_functions`` points at the nodes that produced the op's inputs (or a leaf's
+``AccumulateGrad``). The engine runs backward without recursion: one iterative pass
+counts, for every reachable node, how many edges lead into it; then nodes run from a
+heap ordered by creation (newest first, leaf accumulators before everything else, as
+torch's CPU engine does), each once its count reaches zero.
+
+Gradients travel as bare NumPy arrays unless ``create_graph`` is set; then they are
+tensors and each node's formula, written once against the ``ops`` namespace it is
+handed, records a graph of its own (that is how higher-order gradients work).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fivefold.grad.mode import STATE
+
+if TYPE_CHECKING:
+    from fivefold.grad.tensor import Tensor
+
+_SEQ = itertools.count()
+_ACC_SEQ = itertools.count(1 << 62)
+
+FREED_MSG = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they "
+    "have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the graph "
+    "a second time or if you need to access saved tensors after calling backward."
+)
+ANOMALY_HINT = (
+    "Hint: enable anomaly detection to find the operation that failed to compute its gradient, with "
+    "torch.autograd.set_detect_anomaly(True, check_nan=False)."
+)
+_TORCH_TYPE = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+               "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+class Node:
+    """A backward function. Subclasses set ``__slots__`` for what they save and ``apply``."""
+
+    __slots__ = ("__weakref__", "_extra", "_freed", "_saved", "_seq", "next_functions")
+    _nout = 1  # how many outputs the forward op had (split has several)
+    _saves = True  # whether backward needs saved values (freed after backward)
+
+    def __init__(self, next_functions: tuple[tuple[Node | None, int], ...]) -> None:
+        self.next_functions = next_functions
+        self._seq = next(_SEQ)
+        self._saved: tuple[tuple[list[int], int, Any, Node | None], ...] = ()
+        self._freed = False
+        self._extra: _Extra | None = None
+        if STATE.anomaly:
+            self.extra().metadata["traceback_"] = "".join(traceback.format_stack()[:-3])
+
+    def extra(self) -> _Extra:
+        """Hooks, retained-grad targets and anomaly metadata: rarely used, so kept aside."""
+        if self._extra is None:
+            self._extra = _Extra()
+        return self._extra
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.extra().metadata
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} object at {id(self):#x}>"
+
+    def __call__(self, *grads: Any) -> Any:
+        from fivefold.grad.functions import backend
+
+        out = self.apply(grads[0]._data if self._nout == 1 else [g._data for g in grads], backend.NP)
+        return tuple(backend.NP.wrap(o) for o in out)
+
+    def apply(self, grad: Any, ops: Any) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drops what backward needed; a second backward then raises torch's error."""
+        if self._saves:
+            self._freed = True
+            self._release()
+
+    def _release(self) -> None:
+        """Subclasses drop their saved arrays here."""
+
+    def register_hook(self, fn: Callable[..., Any]) -> RemovableHandle:
+        """``fn(grad_inputs, grad_outputs)`` runs after this node; may return new grad_inputs."""
+        self.extra().hooks.append(fn)
+        return RemovableHandle(self.extra().hooks, fn)
+
+    def register_prehook(self, fn: Callable[..., Any]) -> RemovableHandle:
+        """``fn(grad_outputs)`` runs before this node; may return new grad_outputs."""
+        self.extra().prehooks.append(fn)
+        return RemovableHandle(self.extra().prehooks, fn)
+
+    def add_tensor_hook(self, output_nr: int, fn: Callable[..., Any]) -> RemovableHandle:
+        hooks = self.extra().thooks.setdefault(output_nr, [])
+        hooks.append(fn)
+        return RemovableHandle(hooks, fn)
+
+    def check_saved(self) -> None:
+        for vc, version, array, producer in self._saved:
+            if vc[0] != version:
+                kind = _TORCH_TYPE.get(str(array.dtype), "Tensor")
+                where = ""
+                if producer is not None:
+                    op = producer.name()
+                    op = op[: op.rfind("Backward")] if "Backward" in op else op
+                    where = f", which is output 0 of {op},"
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: [torch.{kind} {_shape_text(array.shape)}]{where} is at version "
+                    f"{vc[0]}; expected version {version} instead. {ANOMALY_HINT}"
+                )
+
+
+class _Extra:
+    __slots__ = ("hooks", "metadata", "prehooks", "retain", "thooks")
+
+    def __init__(self) -> None:
+        self.hooks: list[Callable[..., Any]] = []
+        self.prehooks: list[Callable[..., Any]] = []
+        self.thooks: dict[int, list[Callable[..., Any]]] = {}
+        self.retain: dict[int, Any] = {}
+        self.metadata: dict[str, Any] = {}
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns; ``remove()`` unregisters the hook."""
+
+    __slots__ = ("_fn", "_hooks")
+
+    def __init__(self, hooks: list[Callable[..., Any]], fn: Callable[..., Any]) -> None:
+        self._hooks = hooks
+        self._fn = fn
+
+    def remove(self) -> None:
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+class AccumulateGrad(Node):
+    """The sink for a leaf: runs the leaf's hooks, then adds into ``leaf.grad``."""
+
+    __slots__ = ("variable",)
+    _saves = False
+
+    def __init__(self, variable: Tensor) -> None:
+        self.next_functions = ()
+        self._seq = next(_ACC_SEQ)
+        self._saved = ()
+        self._freed = False
+        self._extra = None
+        self.variable = variable
+
+    def apply(self, grad: Any, ops: Any) -> Sequence[Any]:
+        var = self.variable
+        if var._hooks is not None:
+            grad = _run_tensor_hooks(var._hooks, grad, ops)
+        old = var._grad
+        if ops.raw:
+            from fivefold.grad.tensor import _wrap
+
+            if old is None:
+                # Keep the engine's buffer when nothing else can see it (as torch steals it);
+                # copy when it is shared with another leaf, the caller or a view.
+                if grad.base is not None or sys.getrefcount(grad) > 3 or not grad.flags.writeable:
+                    grad = grad.copy()
+                var._grad = _wrap(grad, None)
+            else:
+                data = old._data
+                if data.shape == grad.shape:
+                    data += grad
+                else:
+                    old._data = data + grad
+                old._vc[0] += 1
+        elif old is None:
+            var._grad = grad
+        else:
+            var._grad = old + grad
+        return ()
+
+
+def _run_tensor_hooks(hooks: list[Callable[..., Any]], grad: Any, ops: Any) -> Any:
+    for hook in list(hooks):
+        as_tensor = ops.wrap(grad)
+        result = hook(as_tensor)
+        if result is not None:
+            grad = ops.unwrap(result)
+    return grad
+
+
+def edge(t: Tensor) -> tuple[Node | None, int]:
+    """Where a gradient for ``t`` has to go: its grad_fn, its accumulator, or nowhere."""
+    fn = t.grad_fn
+    if fn is not None:
+        return (fn, t._onr)
+    if t._rg:
+        acc = t._accum
+        if acc is None:
+            acc = t._accum = AccumulateGrad(t)
+        return (acc, 0)
+    return (None, 0)
+
+
+def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph: bool, create_graph: bool,
+                 inputs: Sequence[Tensor] | None = None, accumulate: bool = True,
+                 allow_unused: bool = False) -> list[Any] | None:
+    """The engine behind ``Tensor.backward``, ``autograd.backward`` and ``autograd.grad``.
+
+    With ``accumulate`` false (``autograd.grad``) the gradients for ``inputs`` are returned and no
+    ``.grad`` is touched; with ``inputs`` and ``accumulate`` only those inputs' ``.grad`` change.
+    """
+    from fivefold.grad.functions import backend
+
+    ops = backend.TENSOR if create_graph else backend.NP
+    start: list[tuple[Node, int, Any]] = []
+    for i, (root, g) in enumerate(zip(roots, grads, strict=True)):
+        node, nr = edge(root)
+        if node is None:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        start.append((node, nr, g))
+
+    captures: dict[Node, list[tuple[int, int]]] | None = None
+    capture_only: set[Node] = set()
+    results: list[Any] = []
+    targets: set[Node] | None = None
+    if inputs is not None:
+        captures = {}
+        targets = set()
+        results = [None] * len(inputs)
+        for i, t in enumerate(inputs):
+            if t.grad_fn is None and not t._rg:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
+            node, nr = edge(t)
+            assert node is not None
+            targets.add(node)
+            if accumulate and t.grad_fn is None:
+                continue  # a leaf: its AccumulateGrad runs normally
+            captures.setdefault(node, []).append((nr, i))
+            if t.grad_fn is None:
+                capture_only.add(node)
+
+    deps = _count_dependencies([n for n, _, _ in start], targets)
+
+    buffers: dict[Node, Any] = {}
+    heap: list[tuple[int, Node]] = []
+    for node, nr, g in start:
+        if targets is not None and node not in deps:
+            continue
+        _add_to_buffer(buffers, node, nr, g)
+    for node in list(buffers):
+        if deps.get(node, 0) == 0:
+            heap.append((-node._seq, node))
+    heapq.heapify(heap)
+
+    with backend.grad_mode(create_graph):
+        while heap:
+            node = heapq.heappop(heap)[1]
+            buf = buffers.pop(node, None)
+            extra = node._extra
+            if extra is not None and (extra.thooks or extra.retain):
+                buf = _tensor_pre(node, buf, ops)
+            if captures is not None and node in captures:
+                for nr, i in captures[node]:
+                    g = buf if node._nout == 1 else buf[nr]
+                    results[i] = g if g is None or results[i] is None else results[i] + g
+                if node in capture_only:
+                    continue
+            out: Sequence[Any]
+            if buf is None or (node._nout > 1 and all(b is None for b in buf)):
+                out = (None,) * len(node.next_functions)
+            else:
+                if node._freed:
+                    raise RuntimeError(FREED_MSG)
+                if node._saved:
+                    node.check_saved()
+                if extra is not None and extra.prehooks:
+                    buf = _run_prehooks(extra.prehooks, node, buf, ops)
+                out = node.apply(buf, ops)
+                if extra is not None and extra.hooks:
+                    out = _run_posthooks(extra.hooks, node, out, buf, ops)
+                if STATE.anomaly:
+                    _check_anomaly(node, out, ops)
+            if not retain_graph:
+                node.release()
+            for (child, nr), g in zip(node.next_functions, out):
+                if child is None:
+                    continue
+                d = deps.get(child)
+                if d is None:
+                    continue  # pruned: leads to no requested input
+                if g is not None:
+                    _add_to_buffer(buffers, child, nr, g)
+                if d == 1:
+                    del deps[child]
+                    heapq.heappush(heap, (-child._seq, child))
+                else:
+                    deps[child] = d - 1
+            out = g = buf = None  # drop references so AccumulateGrad may keep the buffer
+
+    if inputs is None:
+        return None
+    assert captures is not None
+    if accumulate:
+        for i, t in enumerate(inputs):
+            if t.grad_fn is not None and results[i] is not None:
+                _accumulate_nonleaf(t, results[i], ops)
+        return None
+    for i, r in enumerate(results):
+        if r is None and not allow_unused:
+            raise RuntimeError(
+                f"The differentiated Tensor at index {i} appears to not have been used in the graph. "
+                "Set allow_unused=True if this is the desired behavior."
+            )
+    return [None if r is None else _to_input_dtype(ops.wrap(r), inputs[i]) for i, r in enumerate(results)]
+
+
+def _to_input_dtype(g: Tensor, t: Tensor) -> Tensor:
+    return g
+
+
+def _add_to_buffer(buffers: dict[Node, Any], node: Node, nr: int, g: Any) -> None:
+    if node._nout == 1:
+        old = buffers.get(node)
+        buffers[node] = g if old is None else old + g
+    else:
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * node._nout
+        buf[nr] = g if buf[nr] is None else buf[nr] + g
+
+
+def _count_dependencies(roots: list[Node], targets: set[Node] | None) -> dict[Node, int]:
+    """In-edge counts over the reachable graph (pruned to paths reaching ``targets`` if given)."""
+    deps: dict[Node, int] = {}
+    seen = set(roots)
+    stack = list(seen)
+    order: list[Node] = []
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            deps[child] = deps.get(child, 0) + 1
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    if targets is None:
+        for r in roots:
+            deps.setdefault(r, 0)
+        return deps
+    needed = _needed(order, seen, targets)
+    pruned: dict[Node, int] = {n: 0 for n in needed}
+    for node in needed:
+        for child, _ in node.next_functions:
+            if child is not None and child in needed:
+                pruned[child] += 1
+    return pruned
+
+
+def _needed(order: list[Node], seen: set[Node], targets: set[Node]) -> set[Node]:
+    """Nodes from which some target is reachable (walks the graph children-first, iteratively)."""
+    needed: set[Node] = set()
+    done: set[Node] = set()
+    for root in order:
+        if root in done:
+            continue
+        stack: list[tuple[Node, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                if node in targets or any(c in needed for c, _ in node.next_functions if c is not None):
+                    needed.add(node)
+                done.add(node)
+                continue
+            if node in done:
+                continue
+            stack.append((node, True))
+            for child, _ in node.next_functions:
+                if child is not None and child not in done:
+                    stack.append((child, False))
+    return needed
+
+
+def _tensor_pre(node: Node, buf: Any, ops: Any) -> Any:
+    """Runs hooks registered on non-leaf tensors, then fills ``.grad`` of those that retain it."""
+    assert node._extra is not None
+    single = node._nout == 1
+    grads = [buf] if single else list(buf if buf is not None else [None] * node._nout)
+    for nr, hooks in node._extra.thooks.items():
+        if grads[nr] is not None:
+            grads[nr] = _run_tensor_hooks(hooks, grads[nr], ops)
+    for nr, ref in node._extra.retain.items():
+        t = ref()
+        if t is not None and grads[nr] is not None:
+            _accumulate_nonleaf(t, grads[nr], ops)
+    return grads[0] if single else grads
+
+
+def _accumulate_nonleaf(t: Tensor, g: Any, ops: Any) -> None:
+    new = ops.wrap(g.copy() if ops.raw else g)
+    t._grad = new if t._grad is None else t._grad + new
+
+
+def _run_prehooks(prehooks: list[Callable[..., Any]], node: Node, buf: Any, ops: Any) -> Any:
+    single = node._nout == 1
+    grads = tuple(ops.wrap(g) for g in ([buf] if single else buf))
+    for hook in list(prehooks):
+        result = hook(grads)
+        if result is not None:
+            grads = tuple(result)
+    out = [ops.unwrap(g) for g in grads]
+    return out[0] if single else out
+
+
+def _run_posthooks(hooks: list[Callable[..., Any]], node: Node, out: Sequence[Any], buf: Any,
+                   ops: Any) -> Sequence[Any]:
+    grad_inputs = tuple(ops.wrap(g) for g in out)
+    grad_outputs = tuple(ops.wrap(g) for g in ([buf] if node._nout == 1 else buf))
+    for hook in list(hooks):
+        result = hook(grad_inputs, grad_outputs)
+        if result is not None:
+            grad_inputs = tuple(result)
+    return [ops.unwrap(g) for g in grad_inputs]
+
+
+def _check_anomaly(node: Node, out: Sequence[Any], ops: Any) -> None:
+    import numpy as np
+
+    if not STATE.anomaly_check_nan:
+        return
+    for i, g in enumerate(out):
+        if g is None:
+            continue
+        arr = g if ops.raw else g._data
+        if np.isnan(arr).any():
+            trace = node.metadata.get("traceback_")
+            if trace:
+                warnings.warn(
+                    f"Error detected in {node.name()}. Traceback of forward call that caused the error:\n"
+                    + trace, stacklevel=2)
+            raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output.")
