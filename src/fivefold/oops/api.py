@@ -8,15 +8,15 @@ when used, so that ``import fivefold.oops`` stays light.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
 from fivefold.oops import details
 from fivefold.oops.crash import Crash
 from fivefold.oops.lines import normalize
-from fivefold.oops.parse import parse_text, table
+from fivefold.oops.parse import parse_text
 
 #: How much of the log before a crash header the stream keeps (the report's prefix lines).
 STREAM_LOOKBEHIND = 64 * 1024
@@ -37,75 +37,103 @@ def parse(text: str | bytes) -> list[Crash]:
     return crashes
 
 
-def _header_bytes() -> re.Pattern[bytes]:
-    headers = sorted({o.spec.header for o in table().oopses}, key=len, reverse=True)
-    return re.compile(b"|".join(re.escape(h.encode()) for h in headers))
+#: Substrings that together cover every header of the table (checked in a test): one fast
+#: ``bytes.find`` each over a chunk rules out crash-free text at memory speed. They are few
+#: and long on purpose; a false hit only costs one line check.
+STREAM_NEEDLES: tuple[bytes, ...] = (
+    b"BUG", b"anic", b"fault", b"rror:", b"WARNING:", b"INFO:", b"UBSAN:", b"nable to handle kernel",
+    b"segment: ", b"int3:", b"opcode:", b"Booting the kernel.", b"unregister_netdevice", b"VFS: Close: file",
+    b"VFS: Busy inodes",
+    b"Alignment trap:", b"SYZFA",
+)
+
+
+@cache
+def _needle_search() -> Callable[[bytes, int], int] | None:
+    """An Aho-Corasick automaton over the needles (one SIMD-accelerated pass), if installed."""
+    try:
+        import ahocorasick_rs
+    except ImportError:
+        return None
+    automaton = ahocorasick_rs.BytesAhoCorasick(list(STREAM_NEEDLES))
+
+    def search(buffer: bytes, start: int) -> int:
+        matches = automaton.find_matches_as_indexes(memoryview(buffer)[start:])
+        return start + min(m[1] for m in matches) if matches else -1
+
+    return search
+
+
+def _first_needle(buffer: bytes, start: int) -> int:
+    """The line start of the first possible crash header at or after ``start``, or -1."""
+    fast = _needle_search()
+    if fast is not None:
+        best = fast(buffer, start)
+    else:
+        best = -1
+        for needle in STREAM_NEEDLES:
+            pos = buffer.find(needle, start, best + len(needle) if best != -1 else len(buffer))
+            if pos != -1 and (best == -1 or pos < best):
+                best = pos
+    if best == -1:
+        return -1
+    return buffer.rfind(b"\n", 0, best) + 1
+
+
+def _line_start(buffer: bytes, pos: int) -> int:
+    return buffer.rfind(b"\n", 0, max(pos, 0)) + 1 if pos > 0 else 0
 
 
 def parse_stream(stream: BinaryIO, *, chunk_size: int = STREAM_CHUNK) -> Iterator[Crash]:
     """Crashes of a binary log stream, in order, in memory bounded by one report.
 
-    The stream is read in chunks; a chunk without any crash header is dropped after one
-    byte search (the common case, and what makes it fast). When a header shows up, the
-    window from a little before it to one report's size after it is parsed as a log of its
-    own; offsets are then shifted back to the stream's.
+    The stream is read in chunks. A chunk without any header needle is dropped after a few
+    byte searches (the common case, and what makes scanning fast); only a tail is kept as the
+    possible prefix of a report. Around a needle, the window from a little before it to one
+    report's size after it is parsed as a log of its own, and offsets are shifted back.
     """
-    headers = _header_bytes()
     buffer = b""
     base = 0  # stream offset of buffer[0]
+    scan = 0  # where in buffer the needle search resumes
     eof = False
     while True:
-        if not eof and len(buffer) < STREAM_LOOKBEHIND + STREAM_REPORT + chunk_size:
+        while not eof and len(buffer) - scan < STREAM_REPORT + chunk_size:
             data = stream.read(chunk_size)
-            if data:
-                buffer += data
-                continue
-            eof = True
-        hit = headers.search(buffer, max(0, len(buffer) - len(buffer)))
-        if hit is None:
+            if not data:
+                eof = True
+                break
+            buffer += data
+        hit = _first_needle(buffer, scan)
+        if hit == -1:
             if eof:
                 return
-            # Keep only a tail: the prefix of a report whose header is in the next chunk.
-            keep = buffer[-STREAM_LOOKBEHIND:]
-            base += len(buffer) - len(keep)
-            buffer = keep
+            cut = _line_start(buffer, len(buffer) - STREAM_LOOKBEHIND)
+            base, buffer, scan = base + cut, buffer[cut:], len(buffer) - cut - 64
+            scan = max(scan, 0)
             continue
-        line_start = buffer.rfind(b"\n", 0, hit.start()) + 1
-        window_start = max(0, line_start - STREAM_LOOKBEHIND)
-        window_start = buffer.find(b"\n", window_start) + 1 if window_start else 0
-        window_start = min(window_start, line_start)
-        window = buffer[window_start:line_start + STREAM_REPORT]
-        if not eof and len(buffer) < line_start + STREAM_REPORT:
-            # The report may continue beyond the buffer: read more first.
-            data = stream.read(chunk_size)
-            if data:
-                buffer += data
-                continue
-            eof = True
-            continue
-        crashes = [c for c in parse(window) if c.start >= line_start - window_start]
-        consumed = line_start + 1
-        if crashes:
-            last = crashes[-1]
-            complete = eof and len(window) == len(buffer) - window_start
-            if not complete and len(crashes) > 1:
-                # The last crash may be cut by the window's end: parse it again next round.
-                crashes = crashes[:-1]
-                last = crashes[-1]
-            for crash in crashes:
-                crash.start += base + window_start
-                crash.end += base + window_start
-                yield crash
-            consumed = max(consumed, window_start + max(last.end - base - window_start, 0) + 1)
-            consumed = window_start + (last.end - base - window_start) if last.end > base else consumed
-            consumed = max(consumed, line_start + 1)
+        window_start = _line_start(buffer, hit - STREAM_LOOKBEHIND)
+        window_end = min(len(buffer), hit + STREAM_REPORT)
+        if window_end < len(buffer):
+            window_end = buffer.rfind(b"\n", hit, window_end) + 1 or window_end
+        crashes = [c for c in parse(buffer[window_start:window_end]) if c.start >= hit - window_start]
+        truncated = window_end < len(buffer) or not eof
+        if crashes and truncated and len(crashes) > 1:
+            # The last report may run past the window: leave it for the next round.
+            resume = window_start + crashes[-1].start
+            crashes = crashes[:-1]
+        elif crashes:
+            resume = max(window_start + crashes[-1].end, hit + 1)
         else:
-            line_end = buffer.find(b"\n", line_start)
-            consumed = len(buffer) if line_end == -1 else line_end + 1
-        base += consumed
-        buffer = buffer[consumed:]
-        if eof and not buffer:
+            line_end = buffer.find(b"\n", hit)
+            resume = len(buffer) if line_end == -1 else line_end + 1
+        for crash in crashes:
+            crash.start += base + window_start
+            crash.end += base + window_start
+            yield crash
+        if eof and resume >= len(buffer):
             return
+        cut = _line_start(buffer, resume - STREAM_LOOKBEHIND)
+        base, buffer, scan = base + cut, buffer[cut:], resume - cut
 
 
 def _code_arch(crash: Crash) -> str | None:
