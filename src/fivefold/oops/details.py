@@ -6,8 +6,8 @@ stripped, other tasks' lines dropped, ``? `` frames kept) and fills the :class:`
 
 from __future__ import annotations
 
+import posixpath
 import re
-from pathlib import PurePosixPath
 
 from fivefold.oops.crash import Context, Crash, Frame, Registers
 from fivefold.oops.lines import display
@@ -37,7 +37,9 @@ _ARM64_SYM = re.compile(r"^(?P<name>pc|lr) : (?P<sym>[A-Za-z_][\w.]*\+0x[0-9a-f]
 _ARM_SYM = re.compile(r"^(?P<name>PC|LR) is at (?P<sym>\S+)", re.M)
 _RISCV_REG = re.compile(r"\b(?P<name>epc|ra|sp|gp|tp|t\d|s\d{1,2}|a\d|status|badaddr|cause)\s*:\s+(?P<value>[0-9a-f]{16})\b")
 _FILENAME = re.compile(r"([a-zA-Z0-9_\-./]*[a-zA-Z0-9_\-]+\.(?:c|h)):[0-9]+")
-_GUILTY_LINE_IGNORE = re.compile(r"(hardirqs|softirqs)\s+last\s+(enabled|disabled)|^Register r\d+ information")
+# Lock-state lines name where a lock was taken, not where the bug is.
+_GUILTY_LINE_IGNORE = re.compile(
+    r"(hardirqs|softirqs)\s+last\s+(enabled|disabled)|^Register r\d+ information|^\s*#\d+:\s+(?:[0-9a-f]+\s+)?\(")
 _DEEPER = re.compile(r"^/[a-zA-Z0-9_\-./]+/[a-zA-Z0-9_\-]+\.(c|h)$")
 
 #: Files that report, lock, allocate or dispatch: a crash "in" them is almost never their bug.
@@ -176,12 +178,12 @@ def _guilty_impl(report: str) -> str | None:
             guilty = file
         if GUILTY_FILE_IGNORES.match(file) or _GUILTY_LINE_IGNORE.search(line):
             continue
-        guilty = str(PurePosixPath(file))
+        guilty = posixpath.normpath(file)
         rest = index + 1
         break
     else:
         return guilty or None
-    deepest = str(PurePosixPath(guilty).parent)
+    deepest = posixpath.dirname(guilty)
     for line in lines[rest:]:
         match = _FILENAME.search(line) if ".c:" in line or ".h:" in line else None
         if match is None:
@@ -189,9 +191,9 @@ def _guilty_impl(report: str) -> str | None:
         file = match.group(1)
         if GUILTY_FILE_IGNORES.match(file) or _GUILTY_LINE_IGNORE.search(line):
             continue
-        clean = str(PurePosixPath(file))
+        clean = posixpath.normpath(file)
         if clean.startswith(deepest) and _DEEPER.match(clean[len(deepest):]):
-            guilty, deepest = clean, str(PurePosixPath(clean).parent)
+            guilty, deepest = clean, posixpath.dirname(clean)
     return guilty or None
 
 
@@ -215,4 +217,6 @@ def fill(crash: Crash, lines: list[str], tail: str) -> None:
             break
     text = "\n".join(lines)
     crash.fatal = crash.kind == "PANIC" or any(marker in text for marker in _FATAL_MARKERS)
-    crash.guilty_file = guilty_file(crash.title, text)
+    # syzkaller's rule reads the whole report, past the next header (inline KASAN headers
+    # repeat the "BUG:" line once per inlined frame).
+    crash.guilty_file = guilty_file(crash.title, crash.report or text)
