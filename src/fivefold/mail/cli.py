@@ -168,6 +168,64 @@ def _report(payload: dict[str, Any], as_json: bool, line: str) -> None:
 
 
 @cli.command()
+@click.option("--template", "template_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory with subject.j2, text.j2 and/or html.j2 (optional attach/, inline/).")
+@click.option("--csv", "csv_file", required=True, type=click.Path(path_type=Path),
+              help="One row per recipient: an email column plus the template's variables.")
+@click.option("--from", "sender", default=None, help='"Name <address>" (or [mail] from).')
+@click.option("--concurrency", type=int, default=None, help="Parallel connections (default 8).")
+@click.option("--outbox", type=click.Path(path_type=Path), default=None,
+              help="SQLite journal for resume (default: <csv>.outbox.sqlite).")
+@click.option("--no-outbox", is_flag=True, help="Do not journal (a re-run sends everything again).")
+@_connection_options
+def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: int | None,
+          outbox: Path | None, no_outbox: bool, profile: str | None, dry_run: Path | None, as_json: bool,
+          **kw: Any) -> None:
+    """Send one personalised message per CSV row (resumable; validated as a whole first)."""
+    from fivefold._common.progress import progress_bar
+    from fivefold.mail import config
+    from fivefold.mail.merge import merge as run_merge
+    from fivefold.mail.merge import plan
+
+    flags = {**_flags(kw), "concurrency": concurrency}
+    settings = config.load(flags, profile=profile, prompt=dry_run is None)
+    sender = sender or settings.sender
+    if not sender:
+        raise UsageError("--from is required (or set [mail] from in fivefold.toml)")
+    batch = plan(template_dir, csv_file, sender=sender)  # validates everything before sending
+    signer = _signer(settings, batch.message(batch.rows[0]))
+    if dry_run is not None:
+        paths = run_merge(batch.template, batch.rows, sender=sender, dry_run=dry_run, dkim=signer)
+        assert isinstance(paths, list)
+        _report({"dry_run": [str(p) for p in paths]}, as_json,
+                f"wrote {len(paths)} .eml file(s) to {dry_run}")
+        return
+    journal = None if no_outbox else (outbox or csv_file.with_name(csv_file.name + ".outbox.sqlite"))
+    with progress_bar(enabled=None if not as_json else False) as bar:
+        task = bar.add_task("sending", total=len(batch.rows), rate="") if bar is not None else None
+
+        def progress(done: int, total: int) -> None:
+            if bar is not None and task is not None:
+                bar.update(task, completed=done)
+
+        report = run_merge(batch.template, batch.rows, sender=sender, server=str(settings.endpoint),
+                           security=settings.endpoint.security, options=settings.options,
+                           concurrency=settings.concurrency, outbox=journal, retries=settings.retries,
+                           dkim=signer, progress=progress)
+    assert not isinstance(report, list)
+    if as_json:
+        from fivefold._common.jsonout import emit
+
+        emit(report)
+    else:
+        where = f"; journal {journal}" if journal else ""
+        click.echo(f"sent {report.sent}, failed {report.failed}, already done {report.skipped} "
+                   f"of {report.total} ({report.rate:.0f} msg/s){where}")
+    if report.failed:
+        raise FivefoldError(f"{report.failed} message(s) failed; see the outbox or --json for the replies")
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=1025, show_default=True, help="Port (0 picks a free one).")
 @click.option("--maildir", type=click.Path(path_type=Path), default=DEFAULT_MAILDIR, show_default=True)
@@ -248,7 +306,7 @@ def list_cmd(maildir: Path, as_json: bool) -> None:
 @click.option("--raw", is_flag=True, help="Print the message bytes exactly as received.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(ref: str, maildir: Path, raw: bool, as_json: bool) -> None:
-    """Show one message (REF: number in `list`, -1 for the newest, or key prefix)."""
+    """Show one message (REF: number in `list`, `last`, or a key prefix)."""
     from fivefold.mail.maildir import describe, find, load
 
     entry = find(maildir, ref)

@@ -79,8 +79,10 @@ def list_messages(maildir: Path) -> list[Entry]:
 
 
 def find(maildir: Path, ref: str) -> Entry:
-    """A message by key, key prefix, or 1-based position in the listing (``-1`` = newest)."""
+    """A message by key, key prefix, or 1-based position in the listing (``last``)."""
     entries = list_messages(maildir)
+    if ref == "last":
+        ref = "-1"
     if ref.lstrip("-").isdigit():
         index = int(ref)
         position = index - 1 if index > 0 else index
@@ -111,7 +113,7 @@ def describe(message: EmailMessage) -> dict[str, Any]:
                       "disposition": part.get_content_disposition(), "content_id": part.get("Content-ID"),
                       "size": len(payload) if isinstance(payload, bytes) else 0})
     body = message.get_body(preferencelist=("plain", "html"))
-    text = body.get_content() if body is not None else ""
+    text = body.get_content().replace("\r\n", "\n") if body is not None else ""
     headers = {name: str(value) for name, value in message.items()
                if name.lower() in ("from", "to", "cc", "reply-to", "subject", "date", "message-id",
                                    "dkim-signature")}

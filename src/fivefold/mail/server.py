@@ -63,6 +63,9 @@ class MaildirHandler:
     def __init__(self, maildir: Path, *, auth: tuple[str, str] | None = None,
                  on_message: Callable[[Received], None] | None = None) -> None:
         self.maildir = maildir
+        # mailbox.Maildir(create=True) skips an existing directory (e.g. one holding tls/ already).
+        for sub in ("tmp", "new", "cur"):
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(maildir, create=True)
         self.auth = auth
         self.on_message = on_message
