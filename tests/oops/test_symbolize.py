@@ -340,3 +340,30 @@ def test_demo_log_symbolizes_against_the_shipped_elf() -> None:
     assert by_name[4] == expect(("demo_dispatch", "demo_dispatch_call"))
     assert by_name[5] == expect(("_start", "start_call"))
     assert [[where(loc) for loc in c] for c in by_address] == [by_name[i] for i in (1, 2, 4, 5)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_module_init_text_is_told_from_text(backend: str) -> None:
+    # demo_mod_init lives in .init.text, which starts at 0 like .text: offset 4 is also
+    # inside demo_mod_work, which is what a lookup without the section would answer.
+    queries = [
+        FrameQuery("demo_mod_init", 4, 0xA, "demo_mod", None, is_return_address=False),
+        FrameQuery("demo_mod_work", 4, 0xB, "demo_mod", None, is_return_address=False),
+    ]
+    with Symbolizer(vmlinux("x86_64"), ELF_DIR, backend=backend) as sym:
+        got = [[where(loc) for loc in chain] for chain in sym.symbolize(queries)]
+    assert got[0] == expect(("demo_mod_init", "mod_init_work"))
+    assert got[1][-1] == ("demo_mod_work", *mark("mod_work_check"))
+
+
+def test_module_init_text_without_addr2line_uses_pyelftools_layout(tmp_path: Path) -> None:
+    # Without any tool, pyelftools lays the module's sections out at distinct addresses.
+    queries = [
+        FrameQuery("demo_mod_init", 4, 0xA, "demo_mod", None, is_return_address=False),
+        FrameQuery("demo_mod_work", 4, 0xB, "demo_mod", None, is_return_address=False),
+    ]
+    with Symbolizer(vmlinux("x86_64"), ELF_DIR, search_path=str(tmp_path)) as sym:
+        assert sym.backend == "pyelftools"
+        got = [[where(loc) for loc in chain] for chain in sym.symbolize(queries)]
+    assert got[0] == expect(("demo_mod_init", "mod_init_work"))
+    assert got[1][-1] == ("demo_mod_work", *mark("mod_work_check"))

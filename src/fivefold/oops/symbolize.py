@@ -20,13 +20,25 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
+from fivefold._common.errors import FivefoldError, UsageError
+from fivefold.oops.symbolize_dwarf import PyElfTools
 from fivefold.oops.symbolize_elf import ElfImage
+from fivefold.oops.symbolize_tools import (
+    ADDR2LINES,
+    LLVM_SYMBOLIZERS,
+    Addr2line,
+    Backend,
+    BackendFailed,
+    LlvmSymbolizer,
+    find_tool,
+)
 from fivefold.oops.symbolize_types import FrameQuery, SourceLocation
 
-if TYPE_CHECKING:
-    from fivefold.oops.symbolize_tools import Backend
+# Where a frame is looked up: the ELF, the link-time address, the section index the address
+# is an offset into (modules only) and whether that section is shadowed (module code outside
+# the first code section, which the external tools cannot find without being told).
+Placement = tuple[ElfImage, int, int | None, bool]
 
 __all__ = ["BACKENDS", "DEMO_ELF_DIR", "FrameQuery", "SourceLocation", "Symbolizer", "kernel_offset_of"]
 
@@ -61,8 +73,6 @@ class Symbolizer:
         backend: str | None = None,
         search_path: str | None = None,
     ) -> None:
-        from fivefold._common.errors import FivefoldError, UsageError
-
         self.vmlinux = ElfImage(Path(vmlinux), expected_arch)
         self.arch = self.vmlinux.arch
         if modules_dir is not None and not Path(modules_dir).is_dir():
@@ -76,22 +86,16 @@ class Symbolizer:
         self._modules: dict[str, ElfImage | None] = {}
         self._module_files: dict[str, Path] | None = None
         self._warned: set[str] = set()
+        self._search_path = search_path if search_path is not None else os.environ.get("PATH", os.defpath)
+        self._sections: Addr2line | bool | None = False  # addr2line -j, started on first need
+        self._pyelftools: PyElfTools | None = None  # for those when addr2line is missing
         self._impl: Backend = self._choose(backend, search_path)
         self.backend: str = self._impl.name
         if not self.vmlinux.has_dwarf():
             self._warn_once(f"{self.vmlinux.path}: no DWARF debug info; frames get no file:line")
 
     def _choose(self, backend: str | None, search_path: str | None) -> Backend:
-        from fivefold.oops.symbolize_dwarf import PyElfTools
-        from fivefold.oops.symbolize_tools import (
-            ADDR2LINES,
-            LLVM_SYMBOLIZERS,
-            Addr2line,
-            LlvmSymbolizer,
-            find_tool,
-        )
-
-        path = search_path if search_path is not None else os.environ.get("PATH", os.defpath)
+        path = self._search_path
         if backend in (None, "llvm-symbolizer"):
             exe = find_tool(LLVM_SYMBOLIZERS, path)
             if exe:
@@ -119,6 +123,10 @@ class Symbolizer:
 
     def close(self) -> None:
         self._impl.close()
+        if isinstance(self._sections, Addr2line):
+            self._sections.close()
+        if self._pyelftools is not None:
+            self._pyelftools.close()
         for image in self._modules.values():
             if image is not None:
                 image.close()
@@ -151,11 +159,14 @@ class Symbolizer:
         self._modules[name] = image
         return image
 
-    def resolve(self, query: FrameQuery) -> tuple[ElfImage, int] | None:
-        """The ELF file and the link-time address to look up for one frame (pc-1 for
-        return addresses), or None when the frame cannot be placed."""
+    def resolve(self, query: FrameQuery) -> Placement | None:
+        """The ELF file, the link-time address to look up for one frame (pc-1 for return
+        addresses) and the section for module code outside the first code section, or None
+        when the frame cannot be placed."""
         image: ElfImage | None = self.vmlinux
         address: int | None = None
+        section: int | None = None
+        shadowed = False
         if query.function:
             if query.module:
                 image = self._module(query.module)
@@ -163,11 +174,8 @@ class Symbolizer:
                 return None
             symbol = image.lookup(query.function, query.offset, query.size)
             if symbol is not None:
-                if image.shadowed(symbol):
-                    self._warn_once(
-                        f"{image.path}: {query.function} is not in the first code section; not symbolized"
-                    )
-                    return None
+                if image.relocatable:
+                    section, shadowed = symbol.section, image.shadowed(symbol)
                 address = symbol.address + (query.offset or 0)
         if address is None and query.address is not None and not query.module:
             address = query.address - self.kernel_offset
@@ -179,24 +187,53 @@ class Symbolizer:
             address -= 1
         if not 0 <= address < 1 << image.address_bits:
             return None  # a 64-bit address in a 32-bit log, or an offset larger than the address
-        return image, address
+        return image, address, section, shadowed
 
     def symbolize(self, queries: Sequence[FrameQuery]) -> list[list[SourceLocation]]:
         """One inline chain per query (innermost first; empty when unknown), all addresses
         through the backend in one batch."""
-        from fivefold.oops.symbolize_tools import BackendFailed
-
         placed = [self.resolve(q) for q in queries]
-        requests = [p for p in placed if p is not None]
-        try:
-            answers = self._impl.lookup(requests)
-        except BackendFailed as exc:
-            from fivefold.oops.symbolize_dwarf import PyElfTools
+        plain = {i: p for i, p in enumerate(placed) if p is not None and not p[3]}
+        shadowed = {i: p for i, p in enumerate(placed) if p is not None and p[3]}
+        results: list[list[SourceLocation]] = [[] for _ in placed]
+        for i, answer in zip(plain, self._lookup(list(plain.values())), strict=True):
+            results[i] = answer
+        if shadowed:
+            for i, answer in zip(shadowed, self._lookup_shadowed(list(shadowed.values())), strict=True):
+                results[i] = answer
+        return results
 
-            log.warning("%s failed (%s): reading DWARF with pyelftools instead", self.backend, exc)
-            self._impl.close()
-            self._impl = PyElfTools()
-            self.backend = self._impl.name
-            answers = self._impl.lookup(requests)
-        it = iter(answers)
-        return [[] if p is None else next(it) for p in placed]
+    def _lookup(self, placements: list[Placement]) -> list[list[SourceLocation]]:
+        if not isinstance(self._impl, PyElfTools):
+            try:
+                return self._impl.lookup([(p[0], p[1]) for p in placements])
+            except BackendFailed as exc:
+                log.warning("%s failed (%s): reading DWARF with pyelftools instead", self.backend, exc)
+                self._impl.close()
+                self._impl = PyElfTools()
+                self.backend = self._impl.name
+        assert isinstance(self._impl, PyElfTools)
+        return self._impl.lookup_in_sections([(p[0], p[2], p[1]) for p in placements])
+
+    def _lookup_shadowed(self, placements: list[Placement]) -> list[list[SourceLocation]]:
+        """Module code outside the module's first code section (``.init.text``): every
+        section of a ``.ko`` starts at 0, and llvm-symbolizer and addr2line without ``-j``
+        would answer for ``.text``. ``addr2line -j SECTION`` can tell them apart, and so can
+        pyelftools, which lays the sections out at distinct addresses itself."""
+        if isinstance(self._impl, PyElfTools):
+            return self._lookup(placements)
+        if self._sections is False:
+            exe = find_tool(ADDR2LINES.get(self.arch, ("addr2line",)), self._search_path)
+            self._sections = Addr2line(exe) if exe else None
+        if isinstance(self._sections, Addr2line):
+            try:
+                return self._sections.lookup_in_sections(
+                    [(elf, elf.section_name(sec or 0), addr) for elf, addr, sec, _ in placements]
+                )
+            except BackendFailed as exc:
+                self._warn_once(f"addr2line -j failed ({exc}); reading module DWARF with pyelftools")
+                self._sections.close()
+                self._sections = None
+        if self._pyelftools is None:
+            self._pyelftools = PyElfTools()
+        return self._pyelftools.lookup_in_sections([(p[0], p[2], p[1]) for p in placements])

@@ -26,7 +26,13 @@ class DwarfIndex:
 
     def __init__(self, image: ElfImage) -> None:
         self.image = image
-        self.dwarf: Any = image.elf.get_dwarf_info() if image.has_dwarf() else None
+        self.dwarf: Any = None
+        self.bases: dict[int, int] = {}
+        if image.has_dwarf():
+            if image.relocatable:
+                self.dwarf, self.bases = image.laid_out_dwarf()
+            else:
+                self.dwarf = image.elf.get_dwarf_info()
         self._cus: list[tuple[int, int, Any]] = []
         self._rows: dict[int, tuple[list[tuple[int, int]], list[_Row]]] = {}
         self._answers: dict[int, list[SourceLocation]] = {}
@@ -108,7 +114,13 @@ class DwarfIndex:
                 yield from self._scopes(child, cu, address)
                 return
 
-    def symbolize(self, address: int) -> list[SourceLocation]:
+    def symbolize(self, address: int, section: int | None = None) -> list[SourceLocation]:
+        """Symbolize a link-time address; in a relocatable module, an offset into the
+        section with index ``section`` (default: the first code section)."""
+        if self.image.relocatable:
+            if section is None:
+                section = min((i for i in self.bases if self.image.is_code(i)), default=-1)
+            address += self.bases.get(section, 0)
         # Logs repeat frames (the same syscall path in every report): walk the DIEs once.
         cached = self._answers.get(address)
         if cached is None:
@@ -125,7 +137,7 @@ class DwarfIndex:
         nest = [d for d in self._scopes(cu.get_top_DIE(), cu, address) if d.tag != "DW_TAG_lexical_block"]
         if row is None and not nest:
             return []
-        symbol = self.image.symbol_at(address)
+        symbol = None if self.image.relocatable else self.image.symbol_at(address)
         fallback = symbol.name if symbol else "??"
         if not nest:
             assert row is not None
@@ -156,12 +168,18 @@ class PyElfTools:
         self._indexes: dict[str, DwarfIndex] = {}
 
     def lookup(self, requests: Sequence[tuple[ElfImage, int]]) -> list[list[SourceLocation]]:
+        return self.lookup_in_sections([(elf, None, address) for elf, address in requests])
+
+    def lookup_in_sections(
+        self, requests: Sequence[tuple[ElfImage, int | None, int]]
+    ) -> list[list[SourceLocation]]:
+        """(ELF, section index or None, address); the section matters in modules only."""
         out = []
-        for elf, address in requests:
+        for elf, section, address in requests:
             index = self._indexes.get(str(elf.path))
             if index is None:
                 index = self._indexes[str(elf.path)] = DwarfIndex(elf)
-            out.append(index.symbolize(address))
+            out.append(index.symbolize(address, section))
         return out
 
     def close(self) -> None:

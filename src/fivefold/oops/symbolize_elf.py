@@ -158,6 +158,52 @@ class ElfImage:
             i -= 1
         return None
 
+    def laid_out_dwarf(self) -> tuple[Any, dict[int, int]]:
+        """DWARF of a relocatable module as if loaded: every allocated section gets its own
+        base address, like the kernel's module loader does, so that ``.text`` and
+        ``.init.text`` (both at 0 in the file) no longer overlap. Done on a patched in-memory
+        copy whose symbol values include their section's base; pyelftools then applies the
+        DWARF relocations with those values. Returns (dwarf info, section index -> base)."""
+        import io
+
+        from elftools.elf.elffile import ELFFile
+
+        sections = list(self.elf.iter_sections())
+        bases: dict[int, int] = {}
+        cursor = 0x10000
+        for index, section in enumerate(sections):
+            if section["sh_flags"] & 0x2 and section["sh_size"]:  # SHF_ALLOC
+                bases[index] = cursor
+                cursor += (section["sh_size"] + 0xFFFF) & ~0xFFF
+        self._stream.seek(0)
+        patched = bytearray(self._stream.read())
+        table = next((s for s in sections if s.name == ".symtab"), None)
+        if table is not None:
+            order = "<" if self.elf.little_endian else ">"
+            if self.elf.elfclass == 64:
+                fmt, value_at, shndx_at = order + "IBBHQQ", 8, 6
+                value_fmt = order + "Q"
+            else:
+                fmt, value_at, shndx_at = order + "IIIBBH", 4, 14
+                value_fmt = order + "I"
+            width = struct.calcsize(fmt)
+            start = table["sh_offset"]
+            for entry in range(table["sh_size"] // width):
+                at = start + entry * width
+                (shndx,) = struct.unpack_from(order + "H", patched, at + shndx_at)
+                if shndx in bases:
+                    (value,) = struct.unpack_from(value_fmt, patched, at + value_at)
+                    struct.pack_into(value_fmt, patched, at + value_at, value + bases[shndx])
+        elf = ELFFile(io.BytesIO(bytes(patched)))
+        return elf.get_dwarf_info(), bases
+
+    def is_code(self, index: int) -> bool:
+        section = self.elf.get_section(index)
+        return bool(section["sh_flags"] & 0x4) and section["sh_type"] == "SHT_PROGBITS"
+
+    def section_name(self, index: int) -> str:
+        return str(self.elf.get_section(index).name)
+
     def shadowed(self, symbol: Symbol) -> bool:
         """In a relocatable module every section starts at 0, and llvm-symbolizer and
         addr2line search the first executable section that spans the offset: a symbol in a

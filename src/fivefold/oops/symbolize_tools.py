@@ -172,25 +172,35 @@ class Addr2line:
         self._pipes: dict[str, _Pipe] = {}
 
     def lookup(self, requests: Sequence[Request]) -> list[list[SourceLocation]]:
+        return self.lookup_in_sections([(elf, None, address) for elf, address in requests])
+
+    def lookup_in_sections(
+        self, requests: Sequence[tuple[ElfImage, str | None, int]]
+    ) -> list[list[SourceLocation]]:
+        """Like :meth:`lookup`; with a section name the address is an offset into that
+        section (``addr2line -j``): how a module's ``.init.text`` is told from its ``.text``,
+        both of which start at 0 in a relocatable ``.ko``."""
         results: list[list[SourceLocation]] = [[] for _ in requests]
-        by_elf: dict[str, list[int]] = {}
-        images: dict[str, ElfImage] = {}
-        for i, (elf, _) in enumerate(requests):
-            by_elf.setdefault(str(elf.path), []).append(i)
-            images[str(elf.path)] = elf
-        for key, indexes in by_elf.items():
-            elf = images[key]
+        groups: dict[tuple[str, str | None], list[int]] = {}
+        for i, (elf, section, _) in enumerate(requests):
+            groups.setdefault((str(elf.path), section), []).append(i)
+        for (_, section), indexes in groups.items():
+            elf = requests[indexes[0]][0]
             sentinel = (1 << elf.address_bits) - 1
-            wanted = [i for i in indexes if requests[i][1] != sentinel]
-            answers = self._batch(elf, [requests[i][1] for i in wanted], sentinel)
+            wanted = [i for i in indexes if requests[i][2] != sentinel]
+            answers = self._batch(elf, section, [requests[i][2] for i in wanted], sentinel)
             for i, answer in zip(wanted, answers, strict=True):
                 results[i] = answer
         return results
 
-    def _batch(self, elf: ElfImage, addresses: list[int], sentinel: int) -> list[list[SourceLocation]]:
-        pipe = self._pipes.get(str(elf.path))
+    def _batch(
+        self, elf: ElfImage, section: str | None, addresses: list[int], sentinel: int
+    ) -> list[list[SourceLocation]]:
+        key = f"{elf.path}\0{section or ''}"
+        pipe = self._pipes.get(key)
         if pipe is None:
-            pipe = self._pipes[str(elf.path)] = _Pipe([self.exe, "-a", "-f", "-i", "-e", str(elf.path)])
+            argv = [self.exe, "-a", "-f", "-i", "-e", str(elf.path)]
+            pipe = self._pipes[key] = _Pipe(argv + (["-j", section] if section else []))
         writer = pipe.send([f"{a:#x}\n" for a in [*addresses, sentinel]])
         try:
             answers: list[list[SourceLocation]] = []

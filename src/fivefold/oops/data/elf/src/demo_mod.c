@@ -19,3 +19,9 @@ noinline int demo_mod_ioctl(struct demo_req *r)
 
 	return n + demo_ioctl(r); /* MARK:mod_ioctl_call */
 }
+
+/* Like a module's __init function: in .init.text, which, like .text, starts at 0 in the .ko. */
+__attribute__((section(".init.text"), used)) int demo_mod_init(void)
+{
+	return demo_mod_work(1); /* MARK:mod_init_work */
+}
