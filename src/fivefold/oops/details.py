@@ -33,7 +33,8 @@ _X86_REG = re.compile(
 )
 _ARM_REG = re.compile(r"\b(?P<name>r\d{1,2}|fp|ip|sp|lr|pc|psr|cpsr)\s*:\s+\[?<?(?P<value>[0-9a-f]{8})>?\]?")
 _ARM64_REG = re.compile(r"\b(?P<name>x\d{1,2}|sp|pc|lr|pstate)\s*:\s+(?P<value>[0-9a-f]{8,16})\b")
-_ARM64_SYM = re.compile(r"^(?P<name>pc|lr) : (?P<sym>[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+)", re.M)
+_ARM64_SYM = re.compile(
+    r"^(?P<name>pc|lr) : (?P<sym>[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[[\w-]+\])?)", re.M)
 _ARM_SYM = re.compile(r"^(?P<name>PC|LR) is at (?P<sym>\S+)", re.M)
 _RISCV_REG = re.compile(r"\b(?P<name>epc|ra|sp|gp|tp|t\d|s\d{1,2}|a\d|status|badaddr|cause)\s*:\s+(?P<value>[0-9a-f]{16})\b")
 _FILENAME = re.compile(r"([a-zA-Z0-9_\-./]*[a-zA-Z0-9_\-]+\.(?:c|h)):[0-9]+")
@@ -207,7 +208,13 @@ def fill(crash: Crash, lines: list[str], tail: str) -> None:
     frames = parse_frames(lines)
     pc = _pc_frame(crash.registers)
     if pc is not None:
-        frames.insert(0, pc)
+        first = frames[0] if frames else None
+        if first is not None and (first.function, first.offset) == (pc.function, pc.offset):
+            # arm64 and riscv print the faulting pc again as the first frame of the trace.
+            first.stack = "pc"
+            first.address = first.address if first.address is not None else pc.address
+        else:
+            frames.insert(0, pc)
     crash.frames = frames
     crash.blamed = blame(frames, crash.title)
     for line in lines:
