@@ -205,3 +205,12 @@ def test_never_raises_and_marks_at_most_one_trap(units: list[str], noise: str, a
             covered = b"".join(bytes.fromhex(i.bytes_hex.replace(" ", "")) for i in report.instructions)
             assert covered == report.raw
         report.render()
+
+
+def test_i386_decodes_in_32_bit_mode() -> None:
+    # 32-bit: 0x40 is "inc %eax", not a REX prefix as in 64-bit mode.
+    report = decode_code_line("Code: 40 89 e5 <0f> 0b", "i386")
+    assert report is not None and report.arch == "i386"
+    assert [i.mnemonic for i in report.instructions] == ["incl", "movl", "ud2"]
+    wide = decode_code_line("Code: 40 89 e5 <0f> 0b", "x86_64")
+    assert wide is not None and wide.instructions[0].mnemonic != "incl"
