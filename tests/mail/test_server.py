@@ -53,3 +53,15 @@ def test_maildir_given_persists(tmp_path) -> None:
     with CaptureServer(maildir=box) as server, smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client:
         client.sendmail("a@x.org", ["b@y.org"], b"Subject: kept\r\n\r\nx\r\n")
     assert len(list((box / "new").iterdir())) == 1
+
+
+def test_demo_runs_end_to_end(tmp_path) -> None:
+    from fivefold.mail.demo import demo
+
+    outputs = demo(tmp_path / "mail")
+    assert outputs["Bcc in the bytes on the wire"] == "no"
+    assert "auditor@example.net" in outputs["envelope recipients"]
+    assert outputs["subject as received"] == "Weekly report — 週報 ✓"
+    assert "image/png [chart.png]" in outputs["MIME structure"]
+    assert "Résumé – 履歴書.txt" in outputs["MIME structure"]
+    assert (tmp_path / "mail" / "received.eml").is_file()

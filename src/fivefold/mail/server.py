@@ -21,6 +21,7 @@ import contextlib
 import email
 import email.policy
 import json
+import logging
 import mailbox
 import ssl
 import tempfile
@@ -134,6 +135,16 @@ class DiscardHandler(MaildirHandler):
         return "250 2.0.0 OK discarded"
 
 
+class _QuietDeprecation(logging.Filter):
+    """aiosmtpd warns about its own internal use of ``Session.login_data`` on every AUTH."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+_QUIET = _QuietDeprecation()
+
+
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -188,6 +199,9 @@ class CaptureServer:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> CaptureServer:
+        aiosmtpd_log = logging.getLogger("mail.log")
+        if _QUIET not in aiosmtpd_log.filters:
+            aiosmtpd_log.addFilter(_QUIET)
         context = self._tls_context()
         ready = threading.Event()
         failure: list[BaseException] = []
