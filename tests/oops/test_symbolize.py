@@ -16,6 +16,8 @@ from pathlib import Path
 
 import capstone
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fivefold._common.errors import FivefoldError
 from fivefold.oops.symbolize import DEMO_ELF_DIR, FrameQuery, SourceLocation, Symbolizer, kernel_offset_of
@@ -367,3 +369,36 @@ def test_module_init_text_without_addr2line_uses_pyelftools_layout(tmp_path: Pat
         got = [[where(loc) for loc in chain] for chain in sym.symbolize(queries)]
     assert got[0] == expect(("demo_mod_init", "mod_init_work"))
     assert got[1][-1] == ("demo_mod_work", *mark("mod_work_check"))
+
+
+ELF_BYTES = (ELF_DIR / "vmlinux-x86_64").read_bytes()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    flips=st.lists(
+        st.tuples(st.integers(0, len(ELF_BYTES) - 1), st.integers(0, 255)), min_size=1, max_size=30
+    ),
+    backend=st.sampled_from(["pyelftools", "llvm-symbolizer", "addr2line"]),
+)
+def test_damaged_elf_gives_an_error_or_answers_never_a_crash(
+    tmp_path: Path, flips: list[tuple[int, int]], backend: str
+) -> None:
+    data = bytearray(ELF_BYTES)
+    for at, value in flips:
+        data[at] = value
+    path = tmp_path / "vmlinux-damaged"
+    path.write_bytes(bytes(data))
+    queries = [
+        FrameQuery("helper", 0x2D, 0x30, None, None, is_return_address=False),
+        FrameQuery("demo_dispatch", 0x19, 0x30, None, None),
+        FrameQuery(None, None, None, None, 0xFFFFFFFF81001022),
+    ]
+    try:
+        with Symbolizer(path, backend=backend) as sym:
+            chains = sym.symbolize(queries)
+    except FivefoldError as exc:
+        assert str(path) in str(exc)
+        return
+    assert len(chains) == len(queries)
+    assert all(isinstance(loc, SourceLocation) for chain in chains for loc in chain)

@@ -9,6 +9,7 @@ location. Slower than the tools (pure Python), but needs nothing outside the pac
 from __future__ import annotations
 
 import bisect
+import logging
 import posixpath
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from fivefold.oops.symbolize_elf import ElfImage
 from fivefold.oops.symbolize_types import SourceLocation, chain
 
+log = logging.getLogger("fivefold.oops.symbolize")
 _SCOPES = ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine", "DW_TAG_lexical_block")
 _Row = tuple[int, int, str, int, int]  # address, 0 = end of sequence / 1 = row, file, line, column
 
@@ -166,6 +168,7 @@ class PyElfTools:
 
     def __init__(self) -> None:
         self._indexes: dict[str, DwarfIndex] = {}
+        self._broken: set[str] = set()
 
     def lookup(self, requests: Sequence[tuple[ElfImage, int]]) -> list[list[SourceLocation]]:
         return self.lookup_in_sections([(elf, None, address) for elf, address in requests])
@@ -174,12 +177,18 @@ class PyElfTools:
         self, requests: Sequence[tuple[ElfImage, int | None, int]]
     ) -> list[list[SourceLocation]]:
         """(ELF, section index or None, address); the section matters in modules only."""
-        out = []
+        out: list[list[SourceLocation]] = []
         for elf, section, address in requests:
             index = self._indexes.get(str(elf.path))
-            if index is None:
-                index = self._indexes[str(elf.path)] = DwarfIndex(elf)
-            out.append(index.symbolize(address, section))
+            try:
+                if index is None:
+                    index = self._indexes[str(elf.path)] = DwarfIndex(elf)
+                out.append(index.symbolize(address, section))
+            except Exception as exc:  # damaged DWARF: pyelftools raises many kinds; lose a frame, not the log
+                if str(elf.path) not in self._broken:
+                    self._broken.add(str(elf.path))
+                    log.warning("%s: unreadable DWARF (%s: %s)", elf.path, type(exc).__name__, exc)
+                out.append([])
         return out
 
     def close(self) -> None:

@@ -59,7 +59,12 @@ class ElfImage:
                     raise FivefoldError(f"{path}: ELF file for {self.arch}, but the crash is from {want}")
             self._by_name: dict[str, list[Symbol]] = defaultdict(list)
             self._sorted: list[Symbol] = []
-            self._load_symbols()
+            try:
+                self._load_symbols()
+            except FivefoldError:
+                raise
+            except Exception as exc:  # pyelftools raises many kinds on a damaged file
+                raise FivefoldError(f"{path}: unreadable ELF file ({type(exc).__name__}: {exc})") from exc
             self._keys = [s.address for s in self._sorted]
         except BaseException:
             self._stream.close()
@@ -73,7 +78,10 @@ class ElfImage:
         return 64 if self.elf.elfclass == 64 else 32
 
     def has_dwarf(self) -> bool:
-        return bool(self.elf.has_dwarf_info())
+        try:
+            return self.elf.get_section_by_name(".debug_info") is not None
+        except Exception:  # a damaged section table: no usable DWARF either
+            return False
 
     def _load_symbols(self) -> None:
         # The table is unpacked with struct rather than pyelftools' symbol objects: those
