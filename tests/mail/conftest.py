@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,68 @@ class ScriptedHandler(MaildirHandler):
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         return await super().handle_DATA(server, session, envelope)
+
+
+class RawSink:
+    """A minimal SMTP sink that counts DATA bytes without parsing lines (for big transfers)."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.data_bytes = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.address = ""
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink ready\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 500000000\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+                tail = b""
+                while True:
+                    chunk = await reader.read(1 << 16)
+                    if not chunk:
+                        return
+                    self.data_bytes += len(chunk)
+                    tail = (tail + chunk)[-5:]
+                    if tail == b"\r\n.\r\n":
+                        break
+                self.messages += 1
+                writer.write(b"250 ok\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    def __enter__(self) -> RawSink:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+            self.address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            ready.set()
+            loop.run_forever()
+            server.close()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
         message_id = message.message_id or make_msgid(domain=_msgid_domain(parsed.sender))
 
         def build(mid: str, message: Message = message) -> bytes:
-            return prepare(replace(message, message_id=mid), dkim).data
+            return prepare(replace(message, message_id=mid), dkim, stream=False).payload
 
         jobs.append(Job(key, sender, recipients, build, message.needs_smtputf8(), message_id))
     return jobs

@@ -39,5 +39,5 @@ def write_eml(message: Message, directory: Path, *, index: int | None = None,
     if index is None:
         index = len(list(directory.glob("*.eml"))) + 1
     path = directory / f"{index:05d}-{_slug(prepared.recipients[0])}.eml"
-    write_bytes_atomic(path, prepared.data)
+    write_bytes_atomic(path, prepared.payload)
     return path

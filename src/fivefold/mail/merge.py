@@ -97,7 +97,7 @@ class MergePlan:
             if data is None:  # this row needs what the skeleton cannot do: compose it fully
                 message = self.message(row)
                 message.message_id = message_id
-                return prepare(message, dkim).data
+                return prepare(message, dkim, stream=False).payload
             return dkim.sign(data) if dkim is not None else data
 
         return build

@@ -28,6 +28,7 @@ from fivefold.mail.transport import (
 
 if TYPE_CHECKING:
     from fivefold.mail.dkim import DkimSigner
+    from fivefold.mail.streaming import StreamedMessage
 
 log = logging.getLogger("fivefold.mail.sending")
 
@@ -57,12 +58,27 @@ class Prepared:
 
     sender: str
     recipients: list[str]
-    data: bytes
+    data: bytes | StreamedMessage
     smtputf8: bool
     message_id: str
 
+    @property
+    def payload(self) -> bytes:
+        """The whole message as bytes (joins a streamed one: for dry runs and tests)."""
+        if isinstance(self.data, bytes):
+            return self.data
+        return self.data.joined()
 
-def prepare(message: Message, dkim: DkimSigner | None = None) -> Prepared:
+
+def prepare(message: Message, dkim: DkimSigner | None = None, *, stream: bool = True) -> Prepared:
+    """Composes ``message``; large attachments are streamed at send time unless DKIM must hash them."""
+    if stream and dkim is None:
+        from fivefold.mail.streaming import compose_streamed, wants_streaming
+
+        if wants_streaming(message):
+            streamed = compose_streamed(message)
+            sender, recipients = message.envelope()
+            return Prepared(sender, recipients, streamed, message.needs_smtputf8(), streamed.message_id)
     composed = message.compose()
     data = composed.as_bytes()
     if dkim is not None:

@@ -15,12 +15,14 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fivefold._common.errors import FivefoldError, UsageError
 
 if TYPE_CHECKING:
     import aiosmtplib
+
+    from fivefold.mail.streaming import StreamedMessage
 
 log = logging.getLogger("fivefold.mail.transport")
 
@@ -237,7 +239,7 @@ class Delivery:
 
 
 async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, recipients: list[str],
-                   data: bytes, *, smtputf8: bool, timeout: float) -> Delivery:
+                   data: bytes | StreamedMessage, *, smtputf8: bool, timeout: float) -> Delivery:
     """MAIL, RCPT per recipient, DATA; recipient refusals are collected, not raised.
 
     Raises :class:`SendError` for the sender refused, DATA refused, timeouts and drops.
@@ -253,7 +255,7 @@ async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, rec
     if client.supports_extension("8bitmime"):
         options.append("BODY=8BITMIME")
     if client.supports_extension("size"):
-        options.append(f"SIZE={len(data)}")
+        options.append(f"SIZE={len(data) if isinstance(data, bytes) else data.size}")
     encoding = "utf-8" if smtputf8 else "ascii"
     result = Delivery()
     try:
@@ -275,7 +277,10 @@ async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, rec
             await _reset(client)
             return result
         try:
-            response = await client.data(data, timeout=timeout)
+            if isinstance(data, bytes):
+                response = await client.data(data, timeout=timeout)
+            else:
+                response = await stream_data(client, data, timeout)
             result.reply = f"{response.code} {response.message}"
         except aiosmtplib.SMTPDataError as exc:
             await _reset(client)
@@ -296,6 +301,37 @@ async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, rec
         await _reset(client)
         raise SendError(f"{endpoint}: {exc.code} {exc.message}", transient=400 <= exc.code < 500,
                         code=exc.code) from None
+
+
+async def stream_data(client: aiosmtplib.SMTP, message: StreamedMessage, timeout: float) -> Any:
+    """DATA written block by block with flow control, for messages too big to hold twice.
+
+    aiosmtplib's own ``data()`` takes the whole message as one bytes object (and copies it
+    three times while normalising it), so this writes through its protocol object instead.
+    """
+    import aiosmtplib
+
+    response = await client.execute_command(b"DATA", timeout=timeout)
+    if response.code != 354:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    protocol = client.protocol
+    transport = client.transport
+    if protocol is None or not isinstance(transport, asyncio.WriteTransport):
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    drain = getattr(protocol, "_drain_helper", None)
+    for chunk in message.chunks():
+        protocol.write(chunk)
+        if drain is not None:
+            await asyncio.wait_for(drain(), timeout)
+        else:  # same effect through the transport's public API, if the helper ever goes away
+            while transport.get_write_buffer_size() > 1 << 20:
+                await asyncio.sleep(0.001)
+    protocol.write(b".\r\n")
+    # No await between the write above and this call: the reply cannot arrive unclaimed.
+    reply = await protocol.read_response(timeout=timeout)
+    if reply.code != 250:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    return reply
 
 
 async def _reset(client: aiosmtplib.SMTP) -> None:
