@@ -214,3 +214,16 @@ def test_i386_decodes_in_32_bit_mode() -> None:
     assert [i.mnemonic for i in report.instructions] == ["incl", "movl", "ud2"]
     wide = decode_code_line("Code: 40 89 e5 <0f> 0b", "x86_64")
     assert wide is not None and wide.instructions[0].mnemonic != "incl"
+
+
+def test_x86_prefers_a_start_that_does_not_decode_zero_bytes() -> None:
+    # From the demo log: the bytes start inside "cmp $0x3e8,%edi" (81 ff e8 03 00 00).
+    # Decoding from byte 0 also reaches the trap ("addl (%rax),%eax; addb %bh,0x25(%rdi)"),
+    # but the ELF holds "jg" at byte 3, which the decoder finds by avoiding 00-opcodes.
+    demo = (Path(__file__).parents[2] / "src/fivefold/oops/data/elf/demo-x86.log").read_text()
+    line = next(text for text in demo.splitlines() if "Code: " in text)
+    report = decode_code_line(line, "x86_64")
+    assert report is not None and report.trap == "ud2"
+    first, second = report.instructions[:2]
+    assert (first.mnemonic, first.bytes_hex) == (".byte", "03 00 00")
+    assert (second.offset, second.mnemonic) == (3, "jg")

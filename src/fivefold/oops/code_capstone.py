@@ -125,12 +125,23 @@ def _sweep(
 
 
 def _aligned_start(arch: str, raw: bytes, trap: int, limit: int, step: int) -> int | None:
-    """The earliest start from which decoding lands exactly on the trapping offset."""
+    """The start from which decoding lands exactly on the trapping offset.
+
+    Several starts often do. The earliest wins unless it decodes zero bytes as instructions
+    (``00 xx`` is ``add %al,...`` on x86, which compiled code almost never holds but the
+    tail of an immediate or displacement often does): then a later start without them wins.
+    """
+    best: tuple[int, int] | None = None
     for skip in range(0, min(trap, limit) + 1, step):
         decoded = _run(arch, raw, skip, trap)
-        if sum(size for _, size, _, _ in decoded) == trap - skip:
-            return skip
-    return None
+        if sum(size for _, size, _, _ in decoded) != trap - skip:
+            continue
+        suspicious = sum(1 for off, _, _, _ in decoded if arch in ("x86_64", "i386") and raw[off] == 0)
+        if best is None or suspicious < best[0]:
+            best = (suspicious, skip)
+        if suspicious == 0:
+            break
+    return None if best is None else best[1]
 
 
 def decode_x86(
