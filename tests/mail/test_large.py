@@ -34,15 +34,21 @@ def test_streamed_attachment_arrives_intact(tmp_path: Path, capture: CaptureServ
 
 
 SCRIPT = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from fivefold.mail import Attachment, Message, send
 import aiosmtplib
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def hwm():
+    # VmHWM belongs to this process image; ru_maxrss would carry the forking parent's peak over exec.
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+
+base = hwm()
 msg = Message(sender="a@example.org", to=["b@example.org"], subject="25 MB", text="see attachment",
               attachments=[Attachment.from_path(Path(sys.argv[2]))])
 result = send(msg, server=sys.argv[1], timeout=60)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(json.dumps({"ok": result.ok, "base_kib": base, "peak_kib": peak}))
 """
 
