@@ -142,6 +142,9 @@ def test_media_round_trip(tmp_path: Path) -> None:
         expected = clip[:1] if name.endswith(".png") else clip
         assert back.shape == expected.shape
         assert np.abs(back.astype(int) - expected.astype(int)).mean() < 8
+    # GIF writers merge identical consecutive frames; reading repeats them back.
+    still = np.repeat(clip[:1], 5, axis=0)
+    assert read_media(write_media(tmp_path / "still.gif", still, fps=10)).shape == still.shape
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     with pytest.raises(FivefoldError, match=r"cannot read .*bad\.mp4"):
         read_media(tmp_path / "bad.mp4")

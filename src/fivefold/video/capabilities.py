@@ -86,16 +86,24 @@ class Geometry:
             raise UsageError(f"{what}={frames} must be 1 + {self.temporal}*k (nearest: {lo} or {hi})")
 
 
+DEFAULT_TRAINED_SIZE = (9, 32, 32)
+
+
 def geometry(pipe: Any) -> Geometry:
-    """The sizes a pipeline takes, from its VAE and DiT configs and its training size."""
+    """The sizes a pipeline takes: steps from its VAE and DiT configs; the trained window and size from
+    ``frames``/``height``/``width`` in its config (the shipped model's), else 9 frames of 32x32."""
     vae_cfg, dit_cfg = pipe.vae.cfg, pipe.dit.cfg
-    frames, height, width = pipe.trained_size
+    config = getattr(pipe, "config", {}) or {}
+    frames, height, width = (
+        int(config.get(k, d))
+        for k, d in zip(("frames", "height", "width"), DEFAULT_TRAINED_SIZE, strict=True)
+    )
     return Geometry(
-        window=int(frames),
+        window=frames,
         temporal=int(vae_cfg.temporal_factor),
         multiple=int(vae_cfg.spatial_factor * max(dit_cfg.patch[1], dit_cfg.patch[2])),
-        height=int(height),
-        width=int(width),
+        height=height,
+        width=width,
     )
 
 
@@ -103,12 +111,25 @@ def load_pipeline(path: str | Path | None = None) -> Any:
     """The shipped pipeline (``path=None``) or one from a training run's checkpoint."""
     from fivefold.video.sample import load_pipeline as _load
 
-    return _load(path)
+    return _load(None if path is None else Path(path))
 
 
-def _generate(pipe: Any, prompts: Sequence[str], frames: int, height: int, width: int, **kw: Any) -> Tensor:
+def _generate(
+    pipe: Any,
+    prompts: Sequence[str],
+    frames: int,
+    height: int,
+    width: int,
+    known_frames: Sequence[int] | None = None,
+    **kw: Any,
+) -> Tensor:
+    """The sampler, with known frames given as indices (the same for every clip in the batch)."""
     from fivefold.video.sample import generate
 
+    if known_frames is not None:
+        mask = torch.zeros(len(prompts), frames, dtype=torch.bool)
+        mask[:, list(known_frames)] = True
+        kw["known_frames"] = mask
     out: Tensor = generate(pipe, list(prompts), frames, height, width, **kw)
     return out
 

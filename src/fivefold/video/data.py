@@ -387,12 +387,38 @@ def _read_with_pillow(path: Path, max_frames: int | None) -> list[np.ndarray]:
     from PIL import Image, ImageSequence
 
     frames: list[np.ndarray] = []
+    durations: list[float] = []
     with Image.open(path) as image:
+        comment = image.info.get("comment", b"")
         for frame in ImageSequence.Iterator(image):
             frames.append(np.asarray(frame.convert("RGB"), dtype=np.uint8))
-            if max_frames is not None and len(frames) >= max_frames:
-                break
-    return frames
+            durations.append(float(frame.info.get("duration") or 0))
+    if len(frames) > 1 or (durations and durations[0] > 0):
+        frames = _expand_held_frames(frames, durations, comment)
+    return frames[:max_frames] if max_frames is not None else frames
+
+
+def _expand_held_frames(frames: list[np.ndarray], durations: list[float], comment: Any) -> list[np.ndarray]:
+    """GIF writers merge identical consecutive frames into one longer frame; repeat them back.
+
+    The frame period comes from the ``fivefold fps=N`` comment :func:`write_media` leaves, else from the
+    shortest frame."""
+    text = comment.decode("ascii", "replace") if isinstance(comment, bytes) else str(comment)
+    period = 0.0
+    if text.startswith("fivefold fps="):
+        try:
+            period = 1000.0 / float(text.split("=", 1)[1])
+        except ValueError:
+            period = 0.0
+    if period <= 0:
+        positive = [d for d in durations if d > 0]
+        if not positive or len(frames) < 2:
+            return frames
+        period = min(positive)
+    out: list[np.ndarray] = []
+    for frame, duration in zip(frames, durations, strict=True):
+        out.extend([frame] * max(1, round(duration / period)))
+    return out
 
 
 def _read_with_av(path: Path, max_frames: int | None) -> list[np.ndarray]:
@@ -449,7 +475,14 @@ def write_media(path: str | Path, video: np.ndarray, fps: int = 8) -> Path:
             from PIL import Image
 
             images = [Image.fromarray(frame) for frame in video]
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+            images[0].save(
+                tmp,
+                save_all=True,
+                append_images=images[1:],
+                duration=int(1000 / fps),
+                loop=0,
+                comment=f"fivefold fps={fps}".encode(),
+            )
         elif suffix in (".mp4", ".webm", ".mov", ".mkv"):
             _write_with_av(tmp, video, fps)
         else:

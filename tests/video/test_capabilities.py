@@ -1,0 +1,215 @@
+"""Capabilities on a tiny randomly initialised pipeline: shapes, known frames, strength ends,
+determinism, bad input; and the commands end to end on a saved tiny checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fivefold._common.errors import FivefoldError, UsageError
+from fivefold.cli import main
+from fivefold.video import capabilities as cap
+from fivefold.video.data import ClipSpec, read_media, render_clip, to_tensor, write_media
+from fivefold.video.diffusion import DiffusionConfig
+from fivefold.video.dit import DiT, DiTConfig
+from fivefold.video.sample import Pipeline
+from fivefold.video.text import TEXT_DIM, TextEncoder
+from fivefold.video.vae import VAEConfig, VideoVAE
+
+STEPS = 2
+
+
+class AnyPrompt(dict):  # type: ignore[type-arg]
+    """A text cache that holds every prompt: a fixed random embedding per string (no model load)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "little")
+        g = torch.Generator().manual_seed(seed)
+        value = (torch.randn(4, TEXT_DIM, generator=g).half(), torch.randn(TEXT_DIM, generator=g))
+        self[prompt] = value
+        return value
+
+
+def tiny_parts() -> tuple[VideoVAE, DiT]:
+    torch.manual_seed(0)
+    vae = VideoVAE(VAEConfig(latent_channels=4, spatial_factor=4, temporal_factor=4, channels=(8, 8, 8)))
+    dit = DiT(DiTConfig(hidden=32, depth=1, heads=2, patch=(1, 2, 2), latent_channels=4))
+    with torch.no_grad():  # adaLN-Zero starts as the zero map; make the model do something
+        for p in dit.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return vae.eval(), dit.eval()
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Pipeline:
+    torch.set_num_threads(1)
+    vae, dit = tiny_parts()
+    text = TextEncoder()
+    text.cache = AnyPrompt()
+    return Pipeline(
+        vae, dit, text, DiffusionConfig(), {"frames": 9, "height": 16, "width": 16, "null_prompt": ""}
+    )
+
+
+def clip(frames: int = 9, size: tuple[int, int] = (16, 16), direction: str = "right") -> torch.Tensor:
+    spec = ClipSpec("square", "red", direction, size="large", speed="fast")
+    return to_tensor(render_clip(spec, frames, *size))[None]
+
+
+def test_geometry(pipe: Pipeline) -> None:
+    geo = cap.geometry(pipe)
+    assert (geo.window, geo.temporal, geo.multiple) == (9, 4, 8)
+    assert geo.head_context == 5 and geo.tail_context == 4
+    with pytest.raises(UsageError, match="nearest valid size: 16x16"):
+        geo.check_size(20, 20)
+    with pytest.raises(UsageError, match="nearest: 9 or 13"):
+        geo.check_frames(11)
+
+
+def test_image_is_one_frame_and_deterministic(pipe: Pipeline) -> None:
+    a = cap.image(pipe, ["a red square", "a blue circle"], steps=STEPS, seed=3)
+    b = cap.image(pipe, ["a red square", "a blue circle"], steps=STEPS, seed=3)
+    c = cap.image(pipe, ["a red square", "a blue circle"], steps=STEPS, seed=4)
+    assert a.shape == (2, 3, 1, 16, 16) and a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert cap.image(pipe, "a red square", 16, 24, steps=STEPS).shape == (1, 3, 1, 16, 24)
+
+
+def test_animate_keeps_the_image_as_frame_zero(pipe: Pipeline) -> None:
+    picture = clip()[:, :, 0]
+    video = cap.animate(pipe, picture, "a red square moving right", steps=STEPS)
+    assert video.shape == (1, 3, 9, 16, 16)
+    # Frame 0 is the VAE's own reconstruction of the image: known latents are kept, and the causal
+    # decoder's first frame depends on the first latent only.
+    with torch.no_grad():
+        recon = pipe.vae.decode(pipe.vae.encode(picture[:, :, None])).clamp(-1, 1)[:, :, 0]
+    assert torch.allclose(video[:, :, 0], recon, atol=1e-5)
+
+
+def test_extend_forward_backward_keeps_the_input(pipe: Pipeline) -> None:
+    source = clip(9)
+    forward = cap.extend(pipe, source, "a red square moving right", frames=6, steps=STEPS)
+    assert forward.shape[2] == 15 and torch.equal(forward[:, :, :9], source)
+    backward = cap.extend(pipe, source, "a red square moving right", frames=5, backward=True, steps=STEPS)
+    assert backward.shape[2] == 14 and torch.equal(backward[:, :, -9:], source)
+    by_seconds = cap.extend(pipe, source, "a red square moving right", seconds=1.0, steps=STEPS)
+    assert by_seconds.shape[2] == 9 + cap.FPS
+    looped = cap.extend(pipe, source, "a red square moving right", loop=True, steps=STEPS)
+    assert looped.shape[2] > 9 and (looped.shape[2] - 9) % 4 == 0 and torch.equal(looped[:, :, :9], source)
+
+
+def test_long_reaches_any_length(pipe: Pipeline) -> None:
+    for frames in (5, 21):
+        video = cap.long(pipe, "a blue circle moving down", frames, steps=STEPS, seed=1)
+        assert video.shape == (1, 3, frames, 16, 16)
+    a = cap.long(pipe, "a blue circle moving down", 21, steps=STEPS, seed=1)
+    assert torch.equal(a, cap.long(pipe, "a blue circle moving down", 21, steps=STEPS, seed=1))
+
+
+def test_edit_strength_ends(pipe: Pipeline) -> None:
+    source, other = clip(9), clip(9, direction="left")
+    same = cap.edit(pipe, source, "a green square moving right", 0.0, steps=STEPS)
+    assert torch.equal(same, source)
+    free_a = cap.edit(pipe, source, "a green square moving right", 1.0, steps=STEPS)
+    free_b = cap.edit(pipe, other, "a green square moving right", 1.0, steps=STEPS)
+    assert torch.equal(free_a, free_b)  # strength 1 ignores the input
+    half = cap.edit(pipe, source, "a green square moving right", 0.5, steps=STEPS)
+    assert half.shape == source.shape and not torch.equal(half, free_a)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(UsageError, match="strength must be between 0 and 1"):
+            cap.edit(pipe, source, "x", bad)
+
+
+def test_connect_starts_with_a_and_ends_with_b(pipe: Pipeline) -> None:
+    a, b = clip(9), clip(9, direction="left")
+    bridge = cap.connect(pipe, a, b, frames=17, prompt="a red square", steps=STEPS)
+    assert bridge.shape == (1, 3, 17, 16, 16)
+    with pytest.raises(UsageError, match="below the conditioning length"):
+        cap.connect(pipe, a, b, frames=9)
+    with pytest.raises(UsageError, match="1 \\+ 4\\*k"):
+        cap.connect(pipe, a, b, frames=15)
+
+
+def test_bad_inputs(pipe: Pipeline) -> None:
+    with pytest.raises(UsageError, match="conditioning length"):
+        cap.extend(pipe, clip(3), "x", frames=4)
+    with pytest.raises(UsageError, match="--loop and --backward"):
+        cap.extend(pipe, clip(9), "x", loop=True, backward=True)
+    with pytest.raises(UsageError, match="not a multiple of 8"):
+        cap.image(pipe, "x", 20, 20)
+    with pytest.raises(UsageError, match="2 prompts for 1 clips"):
+        cap.edit(pipe, clip(9), ["a", "b"], 0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = cap.animate(pipe, clip(1, (18, 22))[:, :, 0], "x", steps=1)
+    assert out.shape[3:] == (16, 24)
+    assert any("resized to 24x16" in str(w.message) for w in caught)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def save_tiny_checkpoint(path: Path) -> Path:
+    vae, dit = tiny_parts()
+    blob: dict[str, Any] = {
+        "kind": "pipeline",
+        "config": dit.cfg.identity(),
+        "dit": dit.state_dict(),
+        "vae": {"config": vae.cfg.to_dict(), "model": vae.state_dict()},
+        "diffusion": dataclasses.asdict(DiffusionConfig()),
+        "meta": {"frames": 9, "height": 16, "width": 16},
+        "null_prompt": "",
+        "text_cache": AnyPrompt(),
+    }
+    for prompt in ("", "a red square moving right", "a green square"):
+        blob["text_cache"][prompt]
+    blob["text_cache"] = dict(blob["text_cache"])
+    torch.save(blob, path)
+    return path
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["video", *args])
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def test_commands_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(1)
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.pt")
+    src = write_media(tmp_path / "src.gif", render_clip(ClipSpec("square", "red", "right"), 9, 16, 16))
+    common = ["--checkpoint", str(ckpt), "--steps", "1"]
+    prompt = ["--prompt", "a red square moving right"]
+    code, out, _ = run(
+        ["extend", str(src), *prompt, "--frames", "4", "--out", str(tmp_path / "e.gif"), "--json", *common],
+        capsys,
+    )
+    assert code == 0 and '"frames": 13' in out and read_media(tmp_path / "e.gif").shape[0] == 13
+    code, out, _ = run(
+        ["image", "--prompt", "a green square", "--out", str(tmp_path / "i.png"), *common], capsys
+    )
+    assert code == 0 and read_media(tmp_path / "i.png").shape == (1, 16, 16, 3)
+    code, _, err = run(["edit", str(src), *prompt, "--strength", "1.5", *common], capsys)
+    assert code == 2 and err.strip() == "fivefold video: strength must be between 0 and 1, got 1.5"
+    code, _, err = run(["animate", str(tmp_path / "missing.png"), *prompt, *common], capsys)
+    assert code == 1 and "cannot read" in err and "missing.png" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(["image", "--prompt", "a green square", "--size", "20x20", *common], capsys)
+    assert code == 2 and "nearest valid size: 16x16" in err
+    code, _, err = run(["long", *prompt, "--frames", "9", "--size", "big", *common], capsys)
+    assert code == 2 and "WIDTHxHEIGHT" in err
+
+
+def test_read_video_errors(tmp_path: Path) -> None:
+    (tmp_path / "x.gif").write_bytes(b"GIF89a broken")
+    with pytest.raises(FivefoldError, match="cannot read"):
+        cap.read_video(tmp_path / "x.gif")
