@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from fivefold._common.errors import FivefoldError
 from fivefold.mail.message import Message, _msgid_domain
-from fivefold.mail.outbox import Outbox
+from fivefold.mail.outbox import Finished, Outbox
 from fivefold.mail.sending import SendResult, as_secret, backoff_delay, prepare, run_sync
 from fivefold.mail.transport import ConnectOptions, Endpoint, Secret, SendError, close, connect, transact
 
@@ -100,6 +100,7 @@ class _Worker:
     def __init__(self, run: _Run) -> None:
         self.run = run
         self.client: aiosmtplib.SMTP | None = None
+        self.finished: Finished | None = None
 
     async def loop(self) -> None:
         try:
@@ -108,8 +109,14 @@ class _Worker:
                     job = self.run.queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
+                # The previous message's outcome and this one's "sending" share one commit.
+                self.run.outbox.transition(done=self.finished, sending=job.key)
+                self.finished = None
                 await self.process(job)
         finally:
+            # Even when the batch is aborted: what the server accepted must be journalled.
+            self.run.outbox.transition(done=self.finished, sending=None)
+            self.finished = None
             if self.client is not None:
                 await close(self.client)
 
@@ -120,7 +127,6 @@ class _Worker:
 
     async def process(self, job: Job) -> None:
         run = self.run
-        run.outbox.mark_sending(job.key)
         data = job.build(job.message_id)
         result = SendResult(message_id=job.message_id)
         pending = list(job.recipients)
@@ -157,8 +163,8 @@ class _Worker:
         for rcpt in pending:
             result.refused[rcpt] = deferred.get(rcpt, "deferred")
         sent = bool(result.accepted)
-        run.outbox.mark_done(job.key, sent=sent, accepted=result.accepted, refused=result.refused,
-                             error=None if sent else "; ".join(sorted(set(result.refused.values())))[:500])
+        self.finished = Finished(job.key, sent, result.accepted, result.refused,
+                                 None if sent else "; ".join(sorted(set(result.refused.values())))[:500])
         run.report.results[job.key] = result
         if sent:
             run.report.sent += 1

@@ -18,12 +18,22 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fivefold._common.errors import UsageError
 
 STATES = ("queued", "sending", "sent", "failed")
+
+
+@dataclass(frozen=True)
+class Finished:
+    key: str
+    sent: bool
+    accepted: list[str]
+    refused: dict[str, str]
+    error: str | None
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY,
@@ -89,6 +99,31 @@ class Outbox:
         for key, state, message_id in self.db.execute("SELECT key, state, message_id FROM outbox"):
             known[key] = (state, message_id)
         return known
+
+    def transition(self, *, done: Finished | None, sending: str | None) -> None:
+        """Records one finished message and marks the next as sending, in one commit.
+
+        One transaction instead of two halves the journal's cost per message; the order of
+        events is unchanged (the next message's DATA starts only after this returns).
+        """
+        if done is None and sending is None:
+            return
+        now = time.time()
+        self.db.execute("BEGIN")
+        try:
+            if done is not None:
+                self.db.execute(
+                    "UPDATE outbox SET state = ?, accepted = ?, refused = ?, error = ?, updated = ? "
+                    "WHERE key = ?",
+                    ("sent" if done.sent else "failed", json.dumps(done.accepted),
+                     json.dumps(done.refused, ensure_ascii=False), done.error, now, done.key))
+            if sending is not None:
+                self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
+                                "WHERE key = ?", (now, sending))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def mark_sending(self, key: str) -> None:
         self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
