@@ -2,12 +2,337 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from fivefold._common.errors import UsageError
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """'WxH' -> (width, height)."""
+    try:
+        w, h = value.lower().split("x")
+        width, height = int(w), int(h)
+    except ValueError:
+        raise UsageError(f"--size must look like 32x32 (WIDTHxHEIGHT), got {value!r}") from None
+    if width < 1 or height < 1:
+        raise UsageError(f"--size must be positive, got {value!r}")
+    return width, height
 
 
 @click.group(name="video")
 def cli() -> None:
     """Text-to-video latent diffusion transformer: train, sample, evaluate."""
+
+
+@cli.command("vae-train")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
+@click.option("--steps", type=int, default=1200, show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--frames", type=int, default=5, show_default=True, help="Training clip length.")
+@click.option("--size", default="32x32", show_default=True, help="WIDTHxHEIGHT.")
+@click.option("--latent-channels", type=int, default=8, show_default=True)
+@click.option("--spatial", type=click.Choice(["4", "8"]), default="4", show_default=True)
+@click.option("--temporal", type=click.Choice(["1", "2", "4"]), default="4", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
+@click.option("--stop-after", type=int, default=None, help="Leave (and finalise) after this many steps.")
+@click.option("--json", "as_json", is_flag=True)
+def vae_train_cmd(
+    out: Path,
+    steps: int,
+    batch: int,
+    lr: float,
+    frames: int,
+    size: str,
+    latent_channels: int,
+    spatial: str,
+    temporal: str,
+    seed: int,
+    threads: int,
+    resume: bool,
+    stop_after: int | None,
+    as_json: bool,
+) -> None:
+    """Train the causal video VAE on synthetic moving shapes; report PSNR/SSIM."""
+    from fivefold._common.jsonout import emit
+    from fivefold.video.vae import VAEConfig
+    from fivefold.video.vae_train import VAETrainConfig, train_vae
+
+    _threads(threads)
+    width, height = parse_size(size)
+    channels = (16, 32, 64) if spatial == "4" else (16, 32, 64, 64)
+    cfg = VAEConfig(
+        latent_channels=latent_channels,
+        spatial_factor=int(spatial),
+        temporal_factor=int(temporal),
+        channels=channels,
+    )
+    tc = VAETrainConfig(
+        steps=steps, batch_size=batch, lr=lr, frames=frames, height=height, width=width, seed=seed
+    )
+    summary = train_vae(out, cfg, tc, resume=resume, stop_after=stop_after, echo_every=0 if as_json else 50)
+    if as_json:
+        emit(summary)
+    else:
+        click.echo(
+            f"VAE: PSNR {summary['psnr_db']:.2f} dB, SSIM {summary['ssim']:.3f} -> {out / 'vae_final.pt'}"
+        )
+
+
+@cli.command("train")
+@click.option("--vae", "vae_path", type=click.Path(path_type=Path), required=True, help="vae_final.pt")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
+@click.option(
+    "--cache", type=click.Path(path_type=Path), default=None, help="Latent cache (built if absent)."
+)
+@click.option("--clips", type=int, default=12000, show_default=True, help="Clips in a new cache.")
+@click.option("--frames", type=int, default=9, show_default=True)
+@click.option("--size", default="32x32", show_default=True)
+@click.option("--hidden", type=int, default=128, show_default=True)
+@click.option("--depth", type=int, default=6, show_default=True)
+@click.option("--heads", type=int, default=4, show_default=True)
+@click.option("--patch", default="1x2x2", show_default=True, help="pt x ph x pw")
+@click.option("--attention", type=click.Choice(["full", "split"]), default="full", show_default=True)
+@click.option("--objective", type=click.Choice(["rf", "ddpm"]), default="rf", show_default=True)
+@click.option("--steps", type=int, default=3000, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--ckpt-every", type=int, default=100, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
+@click.option("--stop-after", type=int, default=None, help="Leave after this many steps of this run.")
+@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
+@click.option("--grad-checkpoint", is_flag=True, help="Activation checkpointing.")
+@click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA only).")
+def train_cmd(
+    vae_path: Path,
+    out: Path,
+    cache: Path | None,
+    clips: int,
+    frames: int,
+    size: str,
+    hidden: int,
+    depth: int,
+    heads: int,
+    patch: str,
+    attention: str,
+    objective: str,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    threads: int,
+    ckpt_every: int,
+    resume: bool,
+    stop_after: int | None,
+    use_compile: bool,
+    grad_checkpoint: bool,
+    bf16: bool,
+) -> None:
+    """Train the DiT on VAE latents of synthetic clips (held-out combinations excluded).
+
+    Under torchrun (WORLD_SIZE > 1) it runs DistributedDataParallel (gloo on CPU)."""
+    import torch
+
+    from fivefold.video.diffusion import DiffusionConfig
+    from fivefold.video.dit import DiTConfig
+    from fivefold.video.latents import LatentCache, build_cache
+    from fivefold.video.text import TextEncoder
+    from fivefold.video.train import TrainConfig, init_distributed, train
+    from fivefold.video.trainloop import load_checkpoint
+    from fivefold.video.vae_train import load_vae
+
+    _threads(threads)
+    width, height = parse_size(size)
+    try:
+        p = tuple(int(v) for v in patch.lower().split("x"))
+        assert len(p) == 3
+    except (ValueError, AssertionError):
+        raise UsageError(f"--patch must look like 1x2x2, got {patch!r}") from None
+    init_distributed()
+    vae = load_vae(vae_path)
+    cache_path = cache or out / "latents.pt"
+    if cache_path.is_file():
+        lc = LatentCache.load(cache_path)
+    else:
+        lc = build_cache(
+            vae, TextEncoder(), clips=clips, frames=frames, height=height, width=width, seed=seed, echo=True
+        )
+        lc.save(cache_path)
+    mc = DiTConfig(
+        hidden=hidden,
+        depth=depth,
+        heads=heads,
+        patch=(p[0], p[1], p[2]),
+        latent_channels=vae.cfg.latent_channels,
+        attention=attention,  # type: ignore[arg-type]
+        input_size=tuple(lc.latents.shape[2:]),  # type: ignore[arg-type]
+        grad_checkpoint=grad_checkpoint,
+    )
+    tc = TrainConfig(
+        steps=steps, batch_size=batch, lr=lr, seed=seed, ckpt_every=ckpt_every, compile=use_compile, bf16=bf16
+    )
+    vae_blob = load_checkpoint(vae_path)
+    result = train(
+        out,
+        lc,
+        mc,
+        tc,
+        vae_state={"config": vae_blob["config"], "model": vae_blob["model"]},
+        dc=DiffusionConfig(objective=objective),  # type: ignore[arg-type]
+        resume=resume,
+        stop_after=stop_after,
+        echo_every=25,
+    )
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        click.echo(
+            f"trained to step {result['steps']} ({result['steps_per_s']:.2f} steps/s)"
+            f" -> {result['checkpoint']}"
+        )
+
+
+@cli.command("sample")
+@click.option("--prompt", "prompts", multiple=True, required=True, help="Repeat for several clips.")
+@click.option("--frames", type=int, default=9, show_default=True)
+@click.option("--size", default="32x32", show_default=True, help="WIDTHxHEIGHT.")
+@click.option("--steps", type=int, default=25, show_default=True)
+@click.option("--cfg", "guidance", type=float, default=4.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sampler", type=click.Choice(["euler", "heun"]), default="euler", show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="clip.mp4 | clip.gif (| .png with --grid)"
+)
+@click.option("--grid", type=int, default=0, help="Also write a PNG grid of this many seeds per prompt.")
+@click.option(
+    "--checkpoint", type=click.Path(path_type=Path), default=None, help="Default: the shipped model."
+)
+@click.option(
+    "--upscale", type=int, default=4, show_default=True, help="Nearest-neighbour zoom of the output."
+)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def sample_cmd(
+    prompts: tuple[str, ...],
+    frames: int,
+    size: str,
+    steps: int,
+    guidance: float,
+    seed: int,
+    sampler: str,
+    out: Path,
+    grid: int,
+    checkpoint: Path | None,
+    upscale: int,
+    threads: int,
+    as_json: bool,
+) -> None:
+    """Generate a clip from a prompt with the shipped (or a given) model."""
+    import time
+
+    from fivefold._common.jsonout import emit
+    from fivefold.video.media import save_grid, save_video
+    from fivefold.video.sample import generate, load_pipeline
+
+    _threads(threads)
+    width, height = parse_size(size)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise UsageError(f"--out must end in .gif or .mp4, got {out.name}")
+    pipe = load_pipeline(checkpoint)
+    started = time.perf_counter()
+    videos = generate(
+        pipe,
+        list(prompts),
+        frames,
+        height,
+        width,
+        steps=steps,
+        cfg=guidance,
+        seed=seed,
+        method=sampler,  # type: ignore[arg-type]
+    )
+    written = [str(save_video(out, videos, upscale=upscale))]
+    if grid:
+        rows = [
+            generate(
+                pipe,
+                list(prompts),
+                frames,
+                height,
+                width,
+                steps=steps,
+                cfg=guidance,
+                seed=seed + 1000 * k,
+                method=sampler,  # type: ignore[arg-type]
+            )
+            for k in range(grid)
+        ]  # type: ignore[arg-type]
+        import torch
+
+        written.append(str(save_grid(out.with_suffix(".png"), torch.cat(rows), upscale=upscale)))
+    elapsed = time.perf_counter() - started
+    if as_json:
+        emit({"outputs": written, "seconds": round(elapsed, 2), "prompts": list(prompts)})
+    else:
+        for path in written:
+            click.echo(path)
+        click.echo(f"sampled {len(prompts)} clip(s) in {elapsed:.1f} s")
+
+
+@cli.command("flops")
+@click.argument("config")
+@click.option("--frames", type=int, default=None, help="Latent frames (default: the config's input size).")
+@click.option("--size", default=None, help="Latent WIDTHxHEIGHT (default 32x32).")
+@click.option("--json", "as_json", is_flag=True)
+def flops_cmd(config: str, frames: int | None, size: str | None, as_json: bool) -> None:
+    """Parameters and Gflops (MACs) of DiT-S/B/L/XL with patch 2/4/8; the paper's setting by default."""
+    from fivefold._common.jsonout import emit
+    from fivefold.video.dit import paper_config
+    from fivefold.video.flops import report
+
+    cfg = paper_config(config)
+    t, h, w = cfg.input_size
+    if size is not None:
+        w, h = parse_size(size)
+    if frames is not None:
+        t = frames
+        if t > 1:
+            from dataclasses import replace
+
+            cfg = replace(cfg, pos="rope")  # a sincos table is fixed to one size
+    rep = report(config, cfg, (t, h, w))
+    if as_json:
+        data: dict[str, object] = {"params": rep.params, "gflops": round(rep.gflops, 1)}
+        if frames is not None or size is not None:
+            data.update(tokens=rep.tokens, latent=list(rep.latent))
+        emit(data)
+    else:
+        click.echo(
+            f"{config}: {rep.params:,} parameters, {rep.gflops:.2f} Gflops, "
+            f"{rep.tokens} tokens at latent {t}x{h}x{w}"
+        )
+
+
+@cli.command("pack")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--text-cache", type=click.Path(path_type=Path), default=None)
+def pack_cmd(checkpoint: Path, out: Path, text_cache: Path | None) -> None:
+    """Turn a training checkpoint into a small sampling checkpoint (EMA weights, fp16)."""
+    from fivefold.video.pack import pack
+
+    size = pack(checkpoint, out, text_cache)
+    click.echo(f"{out}: {size / 1e6:.1f} MB")
 
 
 def _register_capabilities() -> None:

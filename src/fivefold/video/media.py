@@ -1,0 +1,81 @@
+"""Writing clips: GIF (Pillow), MP4 (PyAV), and PNG grids (one row per clip, frames left to right)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fivefold._common.errors import UsageError
+
+
+def to_frames(video: Tensor, upscale: int = 1) -> np.ndarray:
+    """(3,T,H,W) in [-1,1] -> uint8 (T,H*u,W*u,3)."""
+    pixels = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    frames = pixels.permute(1, 2, 3, 0).numpy()
+    if upscale > 1:
+        frames = frames.repeat(upscale, axis=1).repeat(upscale, axis=2)
+    return np.ascontiguousarray(frames)
+
+
+def tile(videos: Tensor) -> Tensor:
+    """(B,3,T,H,W) -> (3,T,H,B*W): several clips side by side in one clip."""
+    return torch.cat(list(videos), dim=-1)
+
+
+def save_video(path: Path, videos: Tensor, *, fps: int = 6, upscale: int = 1) -> Path:
+    """One clip (3,T,H,W) or a batch shown side by side; .gif or .mp4, written atomically."""
+    video = tile(videos) if videos.dim() == 5 else videos
+    frames = to_frames(video, upscale)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{suffix}")
+    if suffix == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    elif suffix == ".mp4":
+        import av
+
+        h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2  # yuv420p needs even sizes
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            for f in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f[:h, :w], format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    else:
+        raise UsageError(f"{path}: clips are written as .gif or .mp4")
+    os.replace(tmp, path)
+    return path
+
+
+def save_grid(path: Path, videos: Tensor, *, upscale: int = 1, pad: int = 1) -> Path:
+    """PNG with one row per clip of (B,3,T,H,W), its frames left to right."""
+    from PIL import Image
+
+    rows = []
+    for video in videos:
+        frames = to_frames(video, upscale)
+        t, h, w, _ = frames.shape
+        row = np.full((h, t * (w + pad) - pad, 3), 255, dtype=np.uint8)
+        for i in range(t):
+            row[:, i * (w + pad) : i * (w + pad) + w] = frames[i]
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    sheet = np.full((sum(r.shape[0] + pad for r in rows) - pad, width, 3), 255, dtype=np.uint8)
+    y = 0
+    for r in rows:
+        sheet[y : y + r.shape[0], : r.shape[1]] = r
+        y += r.shape[0] + pad
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    Image.fromarray(sheet).save(tmp)
+    os.replace(tmp, path)
+    return path

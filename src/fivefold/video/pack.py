@@ -1,0 +1,35 @@
+"""Pack a training checkpoint into the small file ``load_pipeline`` reads (EMA weights in fp16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fivefold._common.errors import UsageError
+from fivefold.video.trainloop import atomic_save, load_checkpoint
+
+
+def pack(
+    checkpoint: Path, out: Path, text_cache: Path | None = None, meta: dict[str, object] | None = None
+) -> int:
+    state = load_checkpoint(checkpoint)
+    if state["kind"] != "dit":
+        raise UsageError(
+            f"{checkpoint} is a {state['kind']} checkpoint; pack takes a DiT training checkpoint"
+        )
+    if state.get("vae") is None:
+        raise UsageError(f"{checkpoint} has no VAE inside")
+    blob = {
+        "kind": "pipeline",
+        "config": state["config"],
+        "diffusion": state["diffusion"],
+        "dit": {k: v.half() if v.dtype.is_floating_point else v for k, v in state["ema"].items()},
+        "vae": state["vae"],
+        "null_prompt": state.get("null_prompt", ""),
+        "meta": {"trained_steps": state["step"], "train_config": state["train_config"], **(meta or {})},
+    }
+    if text_cache is not None:
+        blob["text_cache"] = torch.load(text_cache, map_location="cpu", weights_only=True)
+    atomic_save(blob, out)
+    return out.stat().st_size

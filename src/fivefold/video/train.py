@@ -1,0 +1,265 @@
+"""``fivefold video train``: fit the DiT on a latent cache, on one CPU or with torchrun/DDP.
+
+Every random choice of step ``s`` (which clips, the noise, the timesteps, the known-frame masks,
+which captions are dropped for guidance) is drawn for the GLOBAL batch from a generator seeded
+by (seed, s); rank r of W then takes its slice. So a resumed run replays the same numbers, and
+W processes with B/W examples each make the same update as one process with B (DDP averages
+gradients; the loss is a per-example mean).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from fivefold._common.errors import UsageError
+from fivefold.video.diffusion import DiffusionConfig, training_pair
+from fivefold.video.dit import DiT, DiTConfig
+from fivefold.video.latents import LatentCache
+from fivefold.video.trainloop import (
+    EMA,
+    CSVLog,
+    NaNLossError,
+    Progress,
+    atomic_save,
+    check_config,
+    load_checkpoint,
+    lr_at,
+    plot_csv,
+    step_generator,
+)
+
+MaskMode = Literal["none", "first", "last", "first_last", "span"]
+MASK_MODES: tuple[MaskMode, ...] = ("none", "first", "last", "first_last", "span")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    cond_dropout: float = 0.1
+    mask_prob: float = 0.5  # share of examples with some known frames
+    image_every: int = 8  # every n-th step trains on single frames (images); 0: never
+    ckpt_every: int = 100
+    log_every: int = 10
+    compile: bool = False
+    bf16: bool = False  # autocast on CUDA only
+
+
+def sample_known_mask(batch: int, frames: int, mask_prob: float, g: torch.Generator) -> Tensor:
+    """(B, T) bool over latent frames: none / first / last / first+last / a random span."""
+    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    if frames < 2:
+        return mask
+    use = torch.rand(batch, generator=g) < mask_prob
+    mode = torch.randint(1, len(MASK_MODES), (batch,), generator=g)
+    starts = torch.randint(0, frames, (batch,), generator=g)
+    lengths = torch.randint(1, frames, (batch,), generator=g)
+    for i in range(batch):
+        if not use[i]:
+            continue
+        name = MASK_MODES[int(mode[i])]
+        if name in ("first", "first_last"):
+            mask[i, 0] = True
+        if name in ("last", "first_last"):
+            mask[i, -1] = True
+        if name == "span":
+            s = min(int(starts[i]), frames - 1)
+            mask[i, s : min(frames, s + int(lengths[i]))] = True
+            if mask[i].all():
+                mask[i, -1] = False
+    return mask
+
+
+@dataclass
+class StepBatch:
+    x0: Tensor
+    ids: Tensor
+    known_mask: Tensor
+
+
+def global_batch(cache: LatentCache, tc: TrainConfig, step: int) -> tuple[StepBatch, torch.Generator]:
+    g = step_generator(tc.seed, step)
+    idx = torch.randint(0, len(cache), (tc.batch_size,), generator=g)
+    x0 = cache.latents[idx].float()
+    if tc.image_every and step % tc.image_every == tc.image_every - 1:
+        x0 = x0[:, :, :1]  # the causal VAE's first latent frame is the first frame's image latent
+    ids = cache.caption_ids[idx].clone()
+    drop = torch.rand(tc.batch_size, generator=g) < tc.cond_dropout
+    ids[drop] = cache.null_id
+    known = sample_known_mask(tc.batch_size, x0.shape[2], tc.mask_prob, g)
+    return StepBatch(x0, ids, known), g
+
+
+def loss_fn(
+    model: nn.Module, cache: LatentCache, dc: DiffusionConfig, batch: StepBatch, g: torch.Generator, sl: slice
+) -> Tensor:
+    """Mean over examples of the per-example MSE on unknown latent frames."""
+    xt, t, target = training_pair(dc, batch.x0, g)  # drawn for the global batch, then sliced
+    xt, t, target = xt[sl], t[sl], target[sl]
+    x0, known = batch.x0[sl], batch.known_mask[sl]
+    text = cache.text(batch.ids[sl])
+    pred = model(xt, t, text.tokens, y_mask=text.mask, y_pooled=text.pooled, known=x0, known_mask=known)
+    pred = pred[:, : target.shape[1]]
+    weight = (~known).to(pred.dtype)[:, None, :, None, None].expand_as(target)
+    per_example = ((pred - target) ** 2 * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+    loss: Tensor = per_example.mean()
+    return loss
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> bool:
+    """Join the torchrun group (gloo on CPU, nccl on GPU) when launched with WORLD_SIZE > 1."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return True
+
+
+def train(
+    out: Path,
+    cache: LatentCache,
+    mc: DiTConfig,
+    tc: TrainConfig,
+    *,
+    vae_state: dict[str, Any] | None = None,
+    dc: DiffusionConfig | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    echo_every: int = 0,
+) -> dict[str, Any]:
+    """Train; returns a summary. ``stop_after``: leave after that many steps of this run (the
+    schedule still spans ``tc.steps``), as an interrupted run would."""
+    dc = dc or DiffusionConfig()
+    rank, world = _dist_info()
+    if tc.batch_size % world:
+        raise UsageError(f"batch size {tc.batch_size} is not divisible by {world} processes")
+    if cache.latents.shape[1] != mc.latent_channels:
+        raise UsageError(
+            f"the latent cache has {cache.latents.shape[1]} channels "
+            f"but the model expects {mc.latent_channels}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "dit.pt"
+    torch.manual_seed(tc.seed)
+    model = DiT(mc)
+    ema = EMA(model, tc.ema_decay)
+    start = 0
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        if state["kind"] != "dit":
+            raise UsageError(f"{ckpt_path} is a {state['kind']} checkpoint, not a DiT one")
+        check_config(ckpt_path, "DiT", state["config"], mc.identity())
+        check_config(ckpt_path, "diffusion", state["diffusion"], dataclasses.asdict(dc))
+        saved_tc = {k: v for k, v in state["train_config"].items() if k not in ("ckpt_every", "log_every")}
+        wanted_tc = {k: v for k, v in dataclasses.asdict(tc).items() if k not in ("ckpt_every", "log_every")}
+        check_config(ckpt_path, "training run", saved_tc, wanted_tc)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        start = int(state["step"])
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    model.to(device)
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model)
+    if tc.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
+    per_rank = tc.batch_size // world
+    sl = slice(rank * per_rank, (rank + 1) * per_rank)
+    log = (
+        CSVLog(out / "train_log.csv", ["step", "loss", "lr"], start if resume else None)
+        if rank == 0
+        else None
+    )
+
+    def save(step: int) -> None:
+        if rank != 0:
+            return
+        atomic_save(
+            {
+                "kind": "dit",
+                "config": mc.identity(),
+                "diffusion": dataclasses.asdict(dc),
+                "train_config": dataclasses.asdict(tc),
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "vae": vae_state,
+                "null_prompt": "",
+            },
+            ckpt_path,
+        )
+
+    end = tc.steps if stop_after is None else min(tc.steps, start + stop_after)
+    losses: list[float] = []
+    progress = Progress(tc.steps, start, "dit", echo_every if rank == 0 else 0)
+    model.train()
+    with progress.running():
+        for step in range(start, end):
+            lr = lr_at(step, tc.lr, tc.warmup, tc.steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            batch, g = global_batch(cache, tc, step)
+            autocast = (
+                torch.autocast("cuda", dtype=torch.bfloat16)
+                if tc.bf16 and device.type == "cuda"
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                loss = loss_fn(net, cache, dc, _to(batch, device), g, sl)
+            reported = loss.detach().clone()
+            if world > 1:
+                dist.all_reduce(reported)
+                reported /= world
+            value = reported.item()
+            if not math.isfinite(value):
+                raise NaNLossError(
+                    f"loss is {value} at step {step}; stopped, last good checkpoint kept at {ckpt_path}"
+                    + (f" (step {(step // tc.ckpt_every) * tc.ckpt_every})" if ckpt_path.is_file() else "")
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            ema.update(model, step)
+            losses.append(value)
+            if log is not None and (step % tc.log_every == 0 or step + 1 == tc.steps):
+                log.write({"step": step, "loss": value, "lr": lr})
+            progress.update(step, value)
+            if (step + 1) % tc.ckpt_every == 0 or step + 1 == end:
+                save(step + 1)
+    if rank == 0 and (out / "train_log.csv").is_file():
+        plot_csv(out / "train_log.csv", out / "train_loss.png")
+    sps, _ = progress.rate(max(end - 1, start))
+    return {"steps": end, "losses": losses, "steps_per_s": sps, "checkpoint": str(ckpt_path)}
+
+
+def _to(batch: StepBatch, device: torch.device) -> StepBatch:
+    if device.type == "cpu":
+        return batch
+    return StepBatch(batch.x0.to(device), batch.ids, batch.known_mask.to(device))
