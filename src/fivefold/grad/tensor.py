@@ -19,6 +19,7 @@ from fivefold.grad.graph import Node, RemovableHandle
 from fivefold.grad.mode import STATE
 
 _new = object.__new__
+_ndarray = np.ndarray
 
 NONLEAF_GRAD_WARNING = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute "
@@ -425,7 +426,8 @@ def _init(t: Tensor, data: np.ndarray[Any, Any], fn: Node | None) -> None:
 def _wrap(data: Any, fn: Node | None) -> Tensor:
     """A tensor around ``data`` (no copy), produced by ``fn`` (None for a constant)."""
     t: Tensor = _new(Tensor)
-    t._data = data
+    # NumPy ufuncs return scalars for 0-d inputs; keep an array so in-place ops work.
+    t._data = data if data.__class__ is _ndarray else np.asarray(data)
     t.grad_fn = fn
     t._rg = fn is not None
     t._grad = None
@@ -463,9 +465,9 @@ def _infer_array(data: Any, dtype: Any) -> np.ndarray[Any, Any]:
         arr = np.array(data)
     if dtype is not None:
         return np.array(arr, dtype=D.to_np(dtype))
-    if arr.dtype.kind == "f" and not isinstance(data, np.ndarray | Tensor):
+    if arr.dtype.kind == "f" and not isinstance(data, np.ndarray | np.generic | Tensor):
         return arr.astype(D.default_float())
-    if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray | Tensor):
+    if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray | np.generic | Tensor):
         return arr.astype(D.NP_I64)
     if arr.dtype not in D.CATEGORY:
         raise TypeError(f"can't convert np.ndarray of type {arr.dtype}")

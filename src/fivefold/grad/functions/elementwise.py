@@ -572,7 +572,7 @@ class ClampMaxBackward0(ClampBackward1):
     __slots__ = ()
 
 
-def clamp(a: Tensor, min: Any = None, max: Any = None) -> Tensor:
+def clamp(a: Tensor, min: Any = None, max: Any = None, *, _node: type[ClampBackward1] = ClampBackward1) -> Tensor:
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         out_t = a
         if min is not None:
@@ -587,9 +587,7 @@ def clamp(a: Tensor, min: Any = None, max: Any = None) -> Tensor:
     if out.dtype != x.dtype:
         out = out.astype(x.dtype)
     if STATE.enabled and a._rg:
-        cls = ClampBackward1 if (min is not None and max is not None) else (
-            ClampMinBackward0 if min is not None else ClampMaxBackward0)
-        node = cls((edge(a),))
+        node = _node((edge(a),))
         node.x, node.lo, node.hi = a, min, max
         node._saved = (_saved(a),)
         return _wrap(out, node)
@@ -597,11 +595,11 @@ def clamp(a: Tensor, min: Any = None, max: Any = None) -> Tensor:
 
 
 def clamp_min(a: Tensor, min: Any) -> Tensor:
-    return clamp(a, min=min)
+    return clamp(a, min=min, _node=ClampMinBackward0)
 
 
 def clamp_max(a: Tensor, max: Any) -> Tensor:
-    return clamp(a, max=max)
+    return clamp(a, max=max, _node=ClampMaxBackward0)
 
 
 # ---------------------------------------------------------------------------- max/min/where

@@ -136,7 +136,7 @@ class VarBackward0(Node):
             if not self.keepdim and ops.raw:
                 s = s.reshape(_kept_shape(x.shape, self.axes))
             return (g * centred / (s * denom),)
-        return (g * centred * (2.0 / denom),)
+        return (g * centred * (2.0 / denom if denom else float("inf")),)
 
     def _release(self) -> None:
         self.x = self.std = None

@@ -332,6 +332,8 @@ class SplitBackward0(Node):
     _saves = False
 
     def apply(self, grads: Any, ops: Any) -> tuple[Any]:
+        if self._nout == 1:  # the engine passes a lone output's gradient bare
+            grads = [grads]
         parts = []
         for g, size in zip(grads, self.sizes, strict=True):
             if g is None:
@@ -350,10 +352,12 @@ class UnbindBackward0(SplitBackward0):
     __slots__ = ()
 
     def apply(self, grads: Any, ops: Any) -> tuple[Any]:
+        if self._nout == 1:
+            grads = [grads]
         shape = list(self.shape)
         shape[self.axis] = 1
         expanded = [None if g is None else ops.reshape(g, tuple(shape)) for g in grads]
-        return super().apply(expanded, ops)
+        return super().apply(expanded if len(expanded) > 1 else expanded[0], ops)
 
 
 def _split_views(a: Tensor, sizes: list[int], axis: int, cls: type[SplitBackward0]) -> tuple[Tensor, ...]:
