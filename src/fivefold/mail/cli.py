@@ -136,7 +136,7 @@ def send(sender: str | None, to: tuple[str, ...], cc: tuple[str, ...], bcc: tupl
     if as_json:
         from fivefold._common.jsonout import emit
 
-        emit(result)
+        emit(result.to_dict())
     else:
         click.echo(f"sent {result.message_id} to {len(result.accepted)} recipient(s) via {settings.endpoint}")
         for rcpt, reply in result.refused.items():
@@ -216,7 +216,7 @@ def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: i
     if as_json:
         from fivefold._common.jsonout import emit
 
-        emit(report)
+        emit(report.to_dict())
     else:
         where = f"; journal {journal}" if journal else ""
         click.echo(f"sent {report.sent}, failed {report.failed}, already done {report.skipped} "

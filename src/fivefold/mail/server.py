@@ -136,10 +136,15 @@ class DiscardHandler(MaildirHandler):
 
 
 class _QuietDeprecation(logging.Filter):
-    """aiosmtpd warns about its own internal use of ``Session.login_data`` on every AUTH."""
+    """Drops two aiosmtpd warnings that are noise here.
+
+    One is about aiosmtpd's own use of ``Session.login_data`` on every AUTH; the other says
+    AUTH does not require TLS, which under implicit TLS is already on from the first byte.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "login_data is deprecated" not in record.getMessage()
+        text = record.getMessage()
+        return "login_data is deprecated" not in text and "auth_require_tls == False" not in text
 
 
 _QUIET = _QuietDeprecation()

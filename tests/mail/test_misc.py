@@ -1,0 +1,123 @@
+"""Secret sources, XOAUTH2 token commands, refusal exit codes, shipped examples, outbox states."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fivefold._common.errors import UsageError
+from fivefold.cli import root
+from fivefold.mail import secrets
+from fivefold.mail.outbox import Finished, Outbox
+from fivefold.mail.server import CaptureServer
+from fivefold.mail.transport import Secret
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mail"
+
+
+def test_secret_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PW_VAR", "from-env")
+    assert secrets.resolve(user="u", env="PW_VAR").reveal() == "from-env"  # type: ignore[union-attr]
+    cmd = f"{sys.executable} -c \"print('from-command'); print('second line ignored')\""
+    assert secrets.from_command(cmd).reveal() == "from-command"
+    with pytest.raises(UsageError, match="exited with status 3") as info:
+        secrets.from_command(f"{sys.executable} -c \"print('leaky-secret'); raise SystemExit(3)\"")
+    assert "leaky-secret" not in str(info.value)
+    with pytest.raises(UsageError, match="not found"):
+        secrets.from_command("/nonexistent/helper")
+    assert "from-env" not in repr(Secret("from-env")) and "from-env" not in str(Secret("from-env"))
+
+
+def test_xoauth2_token_from_command(tmp_path: Path) -> None:
+    with CaptureServer(maildir=tmp_path / "m", tls="tls", auth=("robot", "tok-xyz")) as server:
+        result = CliRunner().invoke(
+            root,
+            [
+                "mail",
+                "send",
+                "--from",
+                "a@example.org",
+                "--to",
+                "b@example.org",
+                "--subject",
+                "oauth",
+                "--server",
+                server.address,
+                "--security",
+                "tls",
+                "--cafile",
+                str(server.cafile),
+                "--user",
+                "robot",
+                "--oauth-token-command",
+                f"{sys.executable} -c \"print('tok-xyz')\"",
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["ok"] is True
+        assert server.messages()[0]["Subject"] == "oauth"
+
+
+def test_refused_recipient_is_reported_and_exit_1(scripted) -> None:
+    server = scripted(rcpt={"gone@example.org": ["550 5.1.1 no such user"]})
+    from fivefold.cli import main
+
+    args = [
+        "mail",
+        "send",
+        "--from",
+        "a@example.org",
+        "--to",
+        "ok@example.org",
+        "--to",
+        "gone@example.org",
+        "--subject",
+        "s",
+        "--server",
+        server.address,
+    ]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 1
+    assert [r.rcpt_tos for r in server.received()] == [("ok@example.org",)]
+
+
+def test_shipped_examples_validate_and_render(tmp_path: Path) -> None:
+    out = tmp_path / "dry"
+    result = CliRunner().invoke(
+        root,
+        [
+            "mail",
+            "merge",
+            "--template",
+            str(EXAMPLES / "newsletter"),
+            "--csv",
+            str(EXAMPLES / "recipients.csv"),
+            "--from",
+            "Ops <ops@example.org>",
+            "--dry-run",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    files = sorted(out.glob("*.eml"))
+    assert len(files) == 3
+    assert b"Subject: =?utf-8?" in files[1].read_bytes()  # Zoë's subject is RFC 2047 encoded
+
+
+def test_outbox_transitions(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    box.enqueue([("a", "<1@x>"), ("b", "<2@x>")])
+    box.transition(done=None, sending="a")
+    box.transition(done=Finished("a", True, ["x@y"], {}, None), sending="b")
+    assert box.counts() == {"queued": 0, "sending": 1, "sent": 1, "failed": 0}
+    box.close()
+    reopened = Outbox(tmp_path / "o.sqlite")
+    assert reopened.in_flight_at_start == 1
+    assert reopened.rows("sent")[0]["accepted"] == ["x@y"]
