@@ -109,21 +109,23 @@ class Outbox:
         if done is None and sending is None:
             return
         now = time.time()
-        self.db.execute("BEGIN")
-        try:
-            if done is not None:
-                self.db.execute(
-                    "UPDATE outbox SET state = ?, accepted = ?, refused = ?, error = ?, updated = ? "
-                    "WHERE key = ?",
-                    ("sent" if done.sent else "failed", json.dumps(done.accepted),
-                     json.dumps(done.refused, ensure_ascii=False), done.error, now, done.key))
-            if sending is not None:
-                self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
-                                "WHERE key = ?", (now, sending))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        if done is None:
+            assert sending is not None
+            self.mark_sending(sending)
+            return
+        # One statement, hence one implicit transaction, updates both rows.
+        self.db.execute(
+            "UPDATE outbox SET "
+            "state = CASE WHEN key = ? THEN ? ELSE 'sending' END, "
+            "accepted = CASE WHEN key = ? THEN ? ELSE accepted END, "
+            "refused = CASE WHEN key = ? THEN ? ELSE refused END, "
+            "error = CASE WHEN key = ? THEN ? ELSE error END, "
+            "attempts = attempts + (key IS ?), updated = ? "
+            "WHERE key IN (?, ?)",
+            (done.key, "sent" if done.sent else "failed", done.key, json.dumps(done.accepted),
+             done.key, json.dumps(done.refused, ensure_ascii=False), done.key, done.error,
+             sending, now, done.key, sending),
+        )
 
     def mark_sending(self, key: str) -> None:
         self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "

@@ -258,21 +258,25 @@ async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, rec
         options.append(f"SIZE={len(data) if isinstance(data, bytes) else data.size}")
     encoding = "utf-8" if smtputf8 else "ascii"
     result = Delivery()
+    # MAIL and RCPT go through execute_command: the addresses were validated when the message
+    # was checked, and aiosmtplib's mail()/rcpt() would re-parse each one with parseaddr.
+    option_bytes = [option.encode("ascii") for option in options]
     try:
-        try:
-            await client.mail(sender, options=options, encoding=encoding, timeout=timeout)
-        except aiosmtplib.SMTPSenderRefused as exc:
+        reply = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode(encoding) + b">",
+                                             *option_bytes, timeout=timeout)
+        if reply.code != 250:
             await _reset(client)
-            raise SendError(f"{endpoint}: sender {sender} refused: {exc.code} {exc.message}",
-                            transient=400 <= exc.code < 500, code=exc.code) from None
+            raise SendError(f"{endpoint}: sender {sender} refused: {reply.code} {reply.message}",
+                            transient=400 <= reply.code < 500, code=reply.code)
         for rcpt in recipients:
-            try:
-                await client.rcpt(rcpt, encoding=encoding, timeout=timeout)
+            reply = await client.execute_command(b"RCPT", b"TO:<" + rcpt.encode(encoding) + b">",
+                                                 timeout=timeout)
+            if reply.code in (250, 251):
                 result.accepted.append(rcpt)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                reply = f"{exc.code} {exc.message}"
-                (result.retry if 400 <= exc.code < 500 else result.refused)[rcpt] = reply
-                log.info("%s: recipient %s refused: %s", endpoint, rcpt, reply)
+            else:
+                text = f"{reply.code} {reply.message}"
+                (result.retry if 400 <= reply.code < 500 else result.refused)[rcpt] = text
+                log.info("%s: recipient %s refused: %s", endpoint, rcpt, text)
         if not result.accepted:
             await _reset(client)
             return result
@@ -284,10 +288,10 @@ async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, rec
             result.reply = f"{response.code} {response.message}"
         except aiosmtplib.SMTPDataError as exc:
             await _reset(client)
-            reply = f"{exc.code} {exc.message}"
+            refusal = f"{exc.code} {exc.message}"
             target = result.retry if 400 <= exc.code < 500 else result.refused
             for rcpt in result.accepted:
-                target[rcpt] = reply
+                target[rcpt] = refusal
             result.accepted = []
         return result
     except aiosmtplib.SMTPTimeoutError:
