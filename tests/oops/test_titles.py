@@ -52,15 +52,22 @@ def test_whole_set_parses_in_about_a_second_of_cpu(syzkaller) -> None:  # type: 
 
 
 def test_logs_without_title_give_no_crash(syzkaller) -> None:  # type: ignore[no-untyped-def]
-    clean = [got for expected, got in zip(syzkaller.expected, syzkaller.got, strict=True) if not expected.title]
+    clean = [
+        got for expected, got in zip(syzkaller.expected, syzkaller.got, strict=True) if not expected.title
+    ]
     assert len(clean) >= 20
     assert all(not got for got in clean)
 
 
 def test_title_normalisation() -> None:
-    assert normalize_title("KASAN: use-after-free Read in foo+0x1f/0x40") == "KASAN: use-after-free Read in foo"
+    assert (
+        normalize_title("KASAN: use-after-free Read in foo+0x1f/0x40") == "KASAN: use-after-free Read in foo"
+    )
     assert normalize_title("kernel BUG at fs/ext4/inode.c:1234!") == "kernel BUG at fs/ext4/inode.c:LINE!"
-    assert normalize_title("BUG: Dentry ffff88801234abcd still in use (1)") == "BUG: Dentry ADDR still in use (NUM)"
+    assert (
+        normalize_title("BUG: Dentry ffff88801234abcd still in use (1)")
+        == "BUG: Dentry ADDR still in use (NUM)"
+    )
     assert normalize_title("WARNING in syz-executor.3/1234") == "WARNING in syz-executor"
     assert normalize_title("x\ty  \x01z") == "x y z"
     assert len(normalize_title("A" * 500)) == 120

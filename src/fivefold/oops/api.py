@@ -30,7 +30,7 @@ def parse(text: str | bytes) -> list[Crash]:
     norm = normalize(text)
     crashes = []
     for crash, raw in parse_text(norm.text):
-        details.fill(crash, raw.lines, norm.text[raw.start:])
+        details.fill(crash, raw.lines, norm.text[raw.start :])
         crash.start = norm.origin(crash.start)
         crash.end = norm.origin(crash.end) if crash.end < len(norm.text) else len(norm.text)
         crashes.append(crash)
@@ -41,10 +41,23 @@ def parse(text: str | bytes) -> list[Crash]:
 #: ``bytes.find`` each over a chunk rules out crash-free text at memory speed. They are few
 #: and long on purpose; a false hit only costs one line check.
 STREAM_NEEDLES: tuple[bytes, ...] = (
-    b"BUG", b"anic", b"fault", b"rror:", b"WARNING:", b"INFO:", b"UBSAN:", b"nable to handle kernel",
-    b"segment: ", b"int3:", b"opcode:", b"Booting the kernel.", b"unregister_netdevice", b"VFS: Close: file",
+    b"BUG",
+    b"anic",
+    b"fault",
+    b"rror:",
+    b"WARNING:",
+    b"INFO:",
+    b"UBSAN:",
+    b"nable to handle kernel",
+    b"segment: ",
+    b"int3:",
+    b"opcode:",
+    b"Booting the kernel.",
+    b"unregister_netdevice",
+    b"VFS: Close: file",
     b"VFS: Busy inodes",
-    b"Alignment trap:", b"SYZFA",
+    b"Alignment trap:",
+    b"SYZFA",
 )
 
 
@@ -173,15 +186,17 @@ def symbolize(crashes: list[Crash], vmlinux: Path, modules: Path | None = None) 
     arch = next((c.arch for c in crashes if c.arch), None)
     frames = [f for c in crashes for f in c.frames if not f.inline and (f.function or f.address)]
     with Symbolizer(vmlinux, modules, kernel_offset=offset, expected_arch=arch) as symbolizer:
-        queries = [FrameQuery(f.function, f.offset, f.size, f.module, f.address, f.stack != "pc")
-                   for f in frames]
+        queries = [
+            FrameQuery(f.function, f.offset, f.size, f.module, f.address, f.stack != "pc") for f in frames
+        ]
         for frame, chain in zip(frames, symbolizer.symbolize(queries), strict=True):
             frame.source = list(chain)
         return symbolizer.backend
 
 
-def analyze(text: str | bytes, *, vmlinux: Path | None = None, modules: Path | None = None,
-            name: str | None = None) -> list[Crash]:
+def analyze(
+    text: str | bytes, *, vmlinux: Path | None = None, modules: Path | None = None, name: str | None = None
+) -> list[Crash]:
     """``parse`` plus disassembly of ``Code:`` and, with ``vmlinux``, symbolized frames."""
     crashes = parse(text)
     for crash in crashes:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fivefold._common.errors import FivefoldError, UsageError
+
+if TYPE_CHECKING:
+    from fivefold.oops.crash import Crash
+    from fivefold.oops.render import LogResult
 
 FORMATS = ("text", "markdown", "json")
 
@@ -33,15 +38,25 @@ def _read(path: str) -> bytes:
 
 @cli.command()
 @click.argument("logs", nargs=-1, required=True)
-@click.option("--vmlinux", type=click.Path(path_type=Path), help="Kernel image with symbols (DWARF for file:line).")
+@click.option(
+    "--vmlinux", type=click.Path(path_type=Path), help="Kernel image with symbols (DWARF for file:line)."
+)
 @click.option("--modules", type=click.Path(path_type=Path), help="Directory holding the modules' .ko files.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--fail-on-crash", is_flag=True, help="Exit 1 when any log holds a crash (for CI).")
 @click.option("--mail-to", "mail_to", multiple=True, help="Mail the report (raw logs attached) to ADDR.")
 @click.option("--mail-server", default="127.0.0.1:25", show_default=True, help="SMTP server HOST:PORT.")
 @click.option("--mail-from", default=None, help="Sender address (default: fivefold-oops@<host>).")
-def analyze(logs: tuple[str, ...], vmlinux: Path | None, modules: Path | None, fmt: str, fail_on_crash: bool,
-            mail_to: tuple[str, ...], mail_server: str, mail_from: str | None) -> None:
+def analyze(
+    logs: tuple[str, ...],
+    vmlinux: Path | None,
+    modules: Path | None,
+    fmt: str,
+    fail_on_crash: bool,
+    mail_to: tuple[str, ...],
+    mail_server: str,
+    mail_from: str | None,
+) -> None:
     """Analyze kernel crash LOGS (``-`` reads stdin): title, blamed frame, registers, backtrace, code."""
     from fivefold._common.jsonout import dumps
     from fivefold.oops.api import analyze as analyze_log
@@ -83,8 +98,13 @@ def _check_vmlinux(path: Path) -> None:
         raise FivefoldError(f"{path}: not a file (--vmlinux)")
 
 
-def _mail(results: list, raws: list[tuple[str, bytes]], to: list[str], server: str,  # type: ignore[type-arg]
-          sender: str | None) -> None:
+def _mail(
+    results: list[LogResult],
+    raws: list[tuple[str, bytes]],
+    to: list[str],
+    server: str,
+    sender: str | None,
+) -> None:
     from fivefold.mail import Attachment, Message, send
     from fivefold.oops.render import render_markdown, render_text
 
@@ -99,10 +119,18 @@ def _mail(results: list, raws: list[tuple[str, bytes]], to: list[str], server: s
         subject=subject,
         text=render_text(results),
         attachments=[
-            Attachment(filename=Path(name).name if name != "<stdin>" else "stdin.log", data=data,
-                       content_type="text/plain")
+            Attachment(
+                filename=Path(name).name if name != "<stdin>" else "stdin.log",
+                data=data,
+                content_type="text/plain",
+            )
             for name, data in raws
-        ] + [Attachment(filename="report.md", data=render_markdown(results).encode(), content_type="text/markdown")],
+        ]
+        + [
+            Attachment(
+                filename="report.md", data=render_markdown(results).encode(), content_type="text/markdown"
+            )
+        ],
     )
     send(message, server=server, timeout=30.0)
 
@@ -121,7 +149,7 @@ def buckets(paths: tuple[Path, ...], as_json: bool) -> None:
     if missing:
         raise FivefoldError(f"{missing[0]}: no such file or directory")
     files = log_files(paths)
-    entries = []
+    entries: list[tuple[str, float, Crash]] = []
     with progress_bar() as bar:
         task = bar.add_task("parsing logs", total=len(files), rate="") if bar is not None else None
         for path in files:

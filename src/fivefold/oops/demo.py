@@ -50,7 +50,9 @@ def demo(out_dir: Path) -> dict[str, str]:
         where = blamed.source[-1] if blamed is not None and blamed.source else None
         outputs["symbolized"] = (
             f"{crashes[0].title if crashes else 'no crash'} at {where.file}:{where.line} "
-            f"({result.symbolizer}) -> {out_dir / 'symbolized.md'}" if where else "no source line"
+            f"({result.symbolizer}) -> {out_dir / 'symbolized.md'}"
+            if where
+            else "no source line"
         )
     _write(out_dir / "report.json", dumps(to_document(results)) + "\n")
     outputs["json"] = str(out_dir / "report.json")

@@ -26,7 +26,8 @@ _MODULES = re.compile(r"Modules linked in:(.*)")
 _KERNEL_OFFSET = re.compile(r"Kernel Offset: 0x([0-9a-f]+) from 0x([0-9a-f]+)")
 _CODE = re.compile(r"(?:^|\W)Code:\s+((?:[<(]?[0-9A-Fa-f]{2,8}[>)]?\s*)+)\s*$")
 _X86_PC = re.compile(
-    r"^(?P<name>RIP|EIP|IP): (?:(?P<seg>[0-9a-f]{4}):)?(?:\[<(?P<addr>[0-9a-f]+)>\] )?(?P<sym>\S+)?", re.M)
+    r"^(?P<name>RIP|EIP|IP): (?:(?P<seg>[0-9a-f]{4}):)?(?:\[<(?P<addr>[0-9a-f]+)>\] )?(?P<sym>\S+)?", re.M
+)
 _X86_REG = re.compile(
     r"\b(?P<name>[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP)|R\d{1,2}|EFLAGS|ORIG_RAX|CR[0-4]|FS|GS|knlGS|RIP)"
     r": ?(?:[0-9a-f]{4}:)?(?P<value>[0-9a-f]{8,16})\b"
@@ -34,33 +35,84 @@ _X86_REG = re.compile(
 _ARM_REG = re.compile(r"\b(?P<name>r\d{1,2}|fp|ip|sp|lr|pc|psr|cpsr)\s*:\s+\[?<?(?P<value>[0-9a-f]{8})>?\]?")
 _ARM64_REG = re.compile(r"\b(?P<name>x\d{1,2}|sp|pc|lr|pstate)\s*:\s+(?P<value>[0-9a-f]{8,16})\b")
 _ARM64_SYM = re.compile(
-    r"^(?P<name>pc|lr) : (?P<sym>[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[[\w-]+\])?)", re.M)
+    r"^(?P<name>pc|lr) : (?P<sym>[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[[\w-]+\])?)", re.M
+)
 _ARM_SYM = re.compile(r"^(?P<name>PC|LR) is at (?P<sym>\S+)", re.M)
-_RISCV_REG = re.compile(r"\b(?P<name>epc|ra|sp|gp|tp|t\d|s\d{1,2}|a\d|status|badaddr|cause)\s*:\s+(?P<value>[0-9a-f]{16})\b")
+_RISCV_REG = re.compile(
+    r"\b(?P<name>epc|ra|sp|gp|tp|t\d|s\d{1,2}|a\d|status|badaddr|cause)\s*:\s+(?P<value>[0-9a-f]{16})\b"
+)
 _FILENAME = re.compile(r"([a-zA-Z0-9_\-./]*[a-zA-Z0-9_\-]+\.(?:c|h)):[0-9]+")
 # Lock-state lines name where a lock was taken, not where the bug is.
 _GUILTY_LINE_IGNORE = re.compile(
-    r"(hardirqs|softirqs)\s+last\s+(enabled|disabled)|^Register r\d+ information|^\s*#\d+:\s+(?:[0-9a-f]+\s+)?\(")
+    r"(hardirqs|softirqs)\s+last\s+(enabled|disabled)|^Register r\d+ information"
+    r"|^\s*#\d+:\s+(?:[0-9a-f]+\s+)?\("
+)
 _DEEPER = re.compile(r"^/[a-zA-Z0-9_\-./]+/[a-zA-Z0-9_\-]+\.(c|h)$")
 
 #: Files that report, lock, allocate or dispatch: a crash "in" them is almost never their bug.
-GUILTY_FILE_IGNORES = re.compile("|".join((
-    r".*\.h", r"^lib/.*", r"^virt/lib/.*", r"^mm/kasan/.*", r"^mm/kmsan/.*", r"^kernel/kcov.c", r"^mm/sl.b.c",
-    r"^mm/filemap.c", r"^mm/folio-compat.c", r"^mm/truncate.c", r"^mm/memory.c", r"^mm/percpu.*",
-    r"^mm/vmalloc.c", r"^mm/page_alloc.c", r"^mm/mempool.c", r"^mm/util.c", r"^kernel/rcu/.*",
-    r"^arch/.*/kernel/traps.c", r"^arch/.*/kernel/unwind.*.c", r"^arch/.*/mm/fault.c",
-    r"^arch/.*/mm/physaddr.c", r"^arch/.*/kernel/stacktrace.c", r"^arch/.*/kernel/apic/apic.c",
-    r"^arch/arm64/kernel/entry.*.c", r"^arch/arm64/kernel/process\.c", r"^kernel/locking/.*",
-    r"^kernel/panic.c", r"^kernel/printk/printk.*.c", r"^kernel/softirq.c", r"^kernel/kthread.c",
-    r"^kernel/sched/.*.c", r"^kernel/stacktrace.c", r"^kernel/time/timer.c", r"^kernel/workqueue.c",
-    r"^net/core/dev.c", r"^net/core/sock.c", r"^net/core/skbuff.c", r"^fs/proc/generic.c", r"^trusty/",
-    r"^drivers/usb/core/urb.c", r"^arch/.*/lib/crc.*",
-)))
+GUILTY_FILE_IGNORES = re.compile(
+    "|".join(
+        (
+            r".*\.h",
+            r"^lib/.*",
+            r"^virt/lib/.*",
+            r"^mm/kasan/.*",
+            r"^mm/kmsan/.*",
+            r"^kernel/kcov.c",
+            r"^mm/sl.b.c",
+            r"^mm/filemap.c",
+            r"^mm/folio-compat.c",
+            r"^mm/truncate.c",
+            r"^mm/memory.c",
+            r"^mm/percpu.*",
+            r"^mm/vmalloc.c",
+            r"^mm/page_alloc.c",
+            r"^mm/mempool.c",
+            r"^mm/util.c",
+            r"^kernel/rcu/.*",
+            r"^arch/.*/kernel/traps.c",
+            r"^arch/.*/kernel/unwind.*.c",
+            r"^arch/.*/mm/fault.c",
+            r"^arch/.*/mm/physaddr.c",
+            r"^arch/.*/kernel/stacktrace.c",
+            r"^arch/.*/kernel/apic/apic.c",
+            r"^arch/arm64/kernel/entry.*.c",
+            r"^arch/arm64/kernel/process\.c",
+            r"^kernel/locking/.*",
+            r"^kernel/panic.c",
+            r"^kernel/printk/printk.*.c",
+            r"^kernel/softirq.c",
+            r"^kernel/kthread.c",
+            r"^kernel/sched/.*.c",
+            r"^kernel/stacktrace.c",
+            r"^kernel/time/timer.c",
+            r"^kernel/workqueue.c",
+            r"^net/core/dev.c",
+            r"^net/core/sock.c",
+            r"^net/core/skbuff.c",
+            r"^fs/proc/generic.c",
+            r"^trusty/",
+            r"^drivers/usb/core/urb.c",
+            r"^arch/.*/lib/crc.*",
+        )
+    )
+)
 
 #: What the report says happened to the task: any of these means it was killed, not warned.
-_FATAL_MARKERS = ("Oops", "Internal error:", "invalid opcode:", "general protection fault", "kernel BUG at",
-                  "Kernel BUG", "nable to handle kernel", "divide error", "double fault", "stack segment:",
-                  "Unhandled fault", "Alignment trap:")
+_FATAL_MARKERS = (
+    "Oops",
+    "Internal error:",
+    "invalid opcode:",
+    "general protection fault",
+    "kernel BUG at",
+    "Kernel BUG",
+    "nable to handle kernel",
+    "divide error",
+    "double fault",
+    "stack segment:",
+    "Unhandled fault",
+    "Alignment trap:",
+)
 
 
 #: Context and registers are printed near the top; later dumps belong to other CPUs or tasks.
@@ -112,7 +164,11 @@ def extract_context(head: str, tail: str) -> Context:
 
 
 _REG_RES: dict[str, re.Pattern[str]] = {
-    "x86_64": _X86_REG, "i386": _X86_REG, "arm64": _ARM64_REG, "arm": _ARM_REG, "riscv64": _RISCV_REG,
+    "x86_64": _X86_REG,
+    "i386": _X86_REG,
+    "arm64": _ARM64_REG,
+    "arm": _ARM_REG,
+    "riscv64": _RISCV_REG,
 }
 
 
@@ -150,8 +206,14 @@ def _pc_frame(regs: Registers | None) -> Frame | None:
     match = re.match(r"([A-Za-z_][\w.]*)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[(\w+)\])?", regs.pc_symbol)
     if match is None:
         return None
-    return Frame(function=match.group(1), offset=int(match.group(2), 16), size=int(match.group(3), 16),
-                 module=match.group(4), address=regs.pc, stack="pc")
+    return Frame(
+        function=match.group(1),
+        offset=int(match.group(2), 16),
+        size=int(match.group(3), 16),
+        module=match.group(4),
+        address=regs.pc,
+        stack="pc",
+    )
 
 
 def guilty_file(title: str, report: str) -> str | None:
@@ -193,7 +255,7 @@ def _guilty_impl(report: str) -> str | None:
         if GUILTY_FILE_IGNORES.match(file) or _GUILTY_LINE_IGNORE.search(line):
             continue
         clean = posixpath.normpath(file)
-        if clean.startswith(deepest) and _DEEPER.match(clean[len(deepest):]):
+        if clean.startswith(deepest) and _DEEPER.match(clean[len(deepest) :]):
             guilty, deepest = clean, posixpath.dirname(clean)
     return guilty or None
 

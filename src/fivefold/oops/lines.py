@@ -29,7 +29,8 @@ _LOGCAT = re.compile(
 )
 _LOGCAT_MARK = re.compile(r"[VDIWEFA][ /]kernel\s*: ")
 _JOURNAL = re.compile(
-    r"^(?:(?:[A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\dT)\d\d:\d\d:\d\d(?:[.,]\d+)?(?:[+-]\d\d:?\d\d)? \S+ kernel: )",
+    r"^(?:(?:[A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\dT)\d\d:\d\d:\d\d(?:[.,]\d+)?(?:[+-]\d\d:?\d\d)?"
+    r" \S+ kernel: )",
 )
 _JOURNAL_MONO = re.compile(r"^(\[ *\d+\.\d+\]) \S+ kernel: ")
 _JOURNAL_MARK = re.compile(r" kernel: ")
@@ -77,7 +78,7 @@ def _rewrite_line(line: str, mtk: bool, logcat: bool, journal: bool) -> str:
     if mtk:
         match = _MTK_PREFIX.match(line)
         if match is not None:
-            line = match.group(1) + " " + line[match.end():]
+            line = match.group(1) + " " + line[match.end() :]
         line = _MTK_INNER.sub("", line)
     return _BARE_LEVEL.sub("", line, count=1)
 

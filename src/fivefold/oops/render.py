@@ -81,7 +81,7 @@ def _registers(regs: Registers) -> list[str]:
     items = [f"{name:>6}: {value:0{width}x}" for name, value in regs.values.items()]
     per_line = 3 if width == 16 else 4
     for start in range(0, len(items), per_line):
-        lines.append("  ".join(items[start:start + per_line]))
+        lines.append("  ".join(items[start : start + per_line]))
     return lines
 
 
@@ -174,7 +174,7 @@ def render_markdown(results: Sequence[LogResult]) -> str:
                 if heading == "Summary":
                     out += [f"- {line}" for line in lines]
                     continue
-                out += ["", f"### {heading}", "", "```"] + lines + ["```"]
+                out += ["", f"### {heading}", "", "```", *lines, "```"]
         if result.symbolizer:
             out += ["", f"_Symbolized with {result.symbolizer}._"]
         out.append("")

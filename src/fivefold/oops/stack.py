@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from fivefold.oops import formats as F
+from fivefold.oops import rules as R
 from fivefold.oops.crash import Frame
 
 _FRAME = re.compile(
@@ -66,8 +66,13 @@ _SECTION_NAMES = {f"s{i}": name for i, (_, name) in enumerate(SECTIONS)}
 
 def _maybe_section(line: str) -> bool:
     """A cheap test that rules out most lines before the section regex runs."""
-    return (line.endswith(":") or line.lstrip()[:1] == "<" or "Exception stack" in line
-            or "--- interrupt" in line or "page last" in line)
+    return (
+        line.endswith(":")
+        or line.lstrip()[:1] == "<"
+        or "Exception stack" in line
+        or "--- interrupt" in line
+        or "page last" in line
+    )
 
 
 def _int(value: str | None) -> int | None:
@@ -91,33 +96,57 @@ def parse_frames(lines: Iterable[str]) -> list[Frame]:
             elif seen_trace and "[<" in line:
                 raw = _RAW_ADDRESS.match(line)
                 if raw is not None:
-                    frames.append(Frame(function=None, address=int(raw["addr"], 16), stack=section,
-                                        reliable="?" not in line))
+                    frames.append(
+                        Frame(
+                            function=None,
+                            address=int(raw["addr"], 16),
+                            stack=section,
+                            reliable="?" not in line,
+                        )
+                    )
             continue
         if " from " in line:
             arm = _ARM.match(line)
             if arm is not None:
                 if not frames or frames[-1].function != arm["func"]:
-                    frames.append(Frame(function=arm["func"], offset=_int(arm["off"]), size=_int(arm["size"]),
-                                        module=arm["mod"], address=_int(arm["pc"]), stack=section))
-                frames.append(Frame(function=arm["caller"], offset=_int(arm["coff"]), size=_int(arm["csize"]),
-                                    module=arm["cmod"], address=_int(arm["lr"]), stack=section))
+                    frames.append(
+                        Frame(
+                            function=arm["func"],
+                            offset=_int(arm["off"]),
+                            size=_int(arm["size"]),
+                            module=arm["mod"],
+                            address=_int(arm["pc"]),
+                            stack=section,
+                        )
+                    )
+                frames.append(
+                    Frame(
+                        function=arm["caller"],
+                        offset=_int(arm["coff"]),
+                        size=_int(arm["csize"]),
+                        module=arm["cmod"],
+                        address=_int(arm["lr"]),
+                        stack=section,
+                    )
+                )
                 continue
         match = _FRAME.match(line)
         if match is None:
             continue
-        frames.append(Frame(
-            function=match["func"],
-            offset=int(match["off"], 16),
-            size=int(match["size"], 16),
-            module=match["mod"],
-            build_id=match["build"],
-            address=_int(match["addr"]),
-            reliable=not (match["q"] or match["unreliable"]),
-            inline=bool(match["inline"]),
-            file=match["file"],
-            stack=section,
-        ))
+        frames.append(
+            Frame(
+                function=match["func"],
+                offset=int(match["off"], 16),
+                size=int(match["size"], 16),
+                module=match["mod"],
+                build_id=match["build"],
+                address=_int(match["addr"]),
+                reliable=not (match["q"] or match["unreliable"]),
+                inline=bool(match["inline"]),
+                file=match["file"],
+                stack=section,
+            )
+        )
     return frames
 
 
@@ -125,9 +154,9 @@ def _canonical(name: str) -> str:
     """``__do_sys_foo.cold.12`` and ``sys_foo`` both name ``foo``'s frame."""
     base = name.split(".")[0]
     best = base
-    for prefix in F.STRIP_FRAME_PREFIXES:
+    for prefix in R.STRIP_FRAME_PREFIXES:
         if base.startswith(prefix) and len(base) - len(prefix) < len(best):
-            best = base[len(prefix):]
+            best = base[len(prefix) :]
     return best
 
 
@@ -136,12 +165,19 @@ def blame(frames: list[Frame], title: str) -> Frame | None:
     named = title.rsplit(" in ", 1)[1].strip() if " in " in title else None
     if named and named != "corrupted":
         named = named.split("/")[0]
-        for frame in frames:
-            if frame.function and (frame.function == named or _canonical(frame.function) == named):
-                return frame
+        matching = [
+            f for f in frames if f.function and (f.function == named or _canonical(f.function) == named)
+        ]
+        if matching:
+            # A "? " frame is stale stack content; the same function printed reliably is the call.
+            return next((f for f in matching if f.reliable), matching[0])
     for frame in frames:
-        if frame.function is None or not frame.reliable or frame.stack not in ("pc", "task", "irq", "exception"):
+        if (
+            frame.function is None
+            or not frame.reliable
+            or frame.stack not in ("pc", "task", "irq", "exception")
+        ):
             continue
-        if F.SKIP_RE.search(frame.function) is None:
+        if R.SKIP_RE.search(frame.function) is None:
             return frame
     return next((f for f in frames if f.function and f.reliable), None)

@@ -1,0 +1,42 @@
+"""No input makes parse raise: random bytes, and real logs mutated at random."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fivefold.oops import parse
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "fivefold" / "oops" / "data" / "samples"
+LOGS = [p.read_bytes() for p in sorted(SAMPLES.glob("*.log"))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    for crash in parse(data):
+        assert 0 <= crash.start <= crash.end <= len(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(LOGS),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 40), st.binary(max_size=30)), max_size=8),
+)
+def test_mutated_logs_never_raise(log: bytes, edits: list[tuple[float, int, bytes]]) -> None:
+    data = bytearray(log)
+    for where, cut, insert in edits:
+        pos = int(where * len(data))
+        data[pos : pos + cut] = insert
+    for crash in parse(bytes(data)):
+        assert crash.title
+        assert crash.type
+        assert 0 <= crash.start <= crash.end <= len(data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("BUG: WARNING INFO: Call Trace:\n[]<>+0x/ ?#")), max_size=600))
+def test_header_soup_never_raises(text: str) -> None:
+    parse(text)
