@@ -42,6 +42,10 @@ float16 = dtype("float16", np.float16, 2)
 float32 = dtype("float32", np.float32, 2)
 float64 = dtype("float64", np.float64, 2)
 
+# torch's ScalarType names, used in its error messages.
+TORCH_NAME = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+              "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
 BY_NP: dict[Any, dtype] = {d.np: d for d in ALL}
 CATEGORY: dict[Any, int] = {d.np: d.category for d in ALL}

@@ -26,8 +26,9 @@ def _body(arr: np.ndarray[Any, Any]) -> str:
             opts = {"precision": 4, "floatmode": "fixed"}
         text = np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3, **opts)
     elif arr.dtype == D.NP_BOOL:
+        width = 5 if not arr.all() else 4
         text = np.array2string(arr, separator=", ", prefix="tensor(",
-                               formatter={"bool": lambda v: "True" if v else "False"})
+                               formatter={"bool": lambda v: ("True" if v else "False").rjust(width)})
     else:
         text = np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
     return text

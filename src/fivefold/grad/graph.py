@@ -115,8 +115,10 @@ class Node:
         return RemovableHandle(hooks, fn)
 
     def check_saved(self) -> None:
-        for vc, version, array, producer in self._saved:
+        for vc, version, array, owner in self._saved:
             if vc[0] != version:
+                # A saved input names the op that produced it *now*; a saved output names this node.
+                producer = owner if owner is None or isinstance(owner, Node) else owner.grad_fn
                 kind = _TORCH_TYPE.get(str(array.dtype), "Tensor")
                 where = ""
                 if producer is not None:

@@ -35,8 +35,8 @@ def broadcast_error(a: Any, b: Any) -> RuntimeError:
     return RuntimeError(f"shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast")
 
 
-def _saved(t: Tensor) -> tuple[list[int], int, Any, Node | None]:
-    return (t._vc, t._vc[0], t._data, t.grad_fn)
+def _saved(t: Tensor) -> tuple[list[int], int, Any, Any]:
+    return (t._vc, t._vc[0], t._data, t)
 
 
 def _operand(b: Any, like: Any) -> Any:

@@ -208,7 +208,7 @@ def masked_fill(a: Tensor, mask: Any, value: Any) -> Tensor:
     m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != D.NP_BOOL:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{D.BY_NP[m.dtype].name}")
+                           f"{D.TORCH_NAME[str(m.dtype)].lower()}")
     v = value._data if isinstance(value, Tensor) else value
     out = np.where(m, np.asarray(v, x.dtype), x)
     if out.shape != x.shape:

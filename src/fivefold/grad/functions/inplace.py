@@ -24,9 +24,6 @@ from fivefold.grad.tensor import Tensor, _wrap
 
 LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation."
 VIEW_MSG = "a view of a leaf Variable that requires grad is being used in an in-place operation."
-_TORCH_NAME = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
 
 def check_inplace(t: Tensor, *, via_view: bool = False) -> None:
     """torch's refusals: in-place on a leaf that requires grad, or on a view of one."""
@@ -44,8 +41,8 @@ def check_inplace(t: Tensor, *, via_view: bool = False) -> None:
 def _cast_check(t: Tensor, result: Any) -> Any:
     td, rd = t._data.dtype, result.dtype
     if td != rd and D.CATEGORY.get(rd, 2) > D.CATEGORY.get(td, 2):
-        raise RuntimeError(f"result type {_TORCH_NAME[str(rd)]} can't be cast to the desired output type "
-                           f"{_TORCH_NAME[str(td)]}")
+        raise RuntimeError(f"result type {D.TORCH_NAME[str(rd)]} can't be cast to the desired output type "
+                           f"{D.TORCH_NAME[str(td)]}")
     return result
 
 

@@ -110,7 +110,7 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
     if x.dtype.kind != "f":
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
-            f"dtype. Got: {D.BY_NP[x.dtype].name.capitalize()}")
+            f"dtype. Got: {D.TORCH_NAME[str(x.dtype)]}")
     axes = axes_of(dim, x.ndim)
     out = np.asarray(x.mean(axis=axes, keepdims=keepdim), x.dtype)
     if STATE.enabled and a._rg:
