@@ -124,5 +124,6 @@ def test_kill_9_then_resume_sends_each_message_once_except_in_flight(tmp_path: P
         counts = collections.Counter(r.rcpt_tos[0] for r in server.received())
     assert set(counts) == {f"u{i}@example.org" for i in range(total)}  # every message arrived
     repeats = sum(n - 1 for n in counts.values())
-    assert repeats <= in_flight  # only messages in flight at the kill can repeat
+    # Only messages in flight at the kill can repeat (the slow DATA handler makes some do).
+    assert repeats <= in_flight, f"killed after {before}; in flight {in_flight}; repeats {repeats}"
     assert report["sent"] + report["skipped"] == total
