@@ -15,7 +15,15 @@ import torch
 from fivefold._common.errors import FivefoldError, UsageError
 from fivefold.cli import main
 from fivefold.video import capabilities as cap
-from fivefold.video.data import ClipSpec, read_media, render_clip, to_tensor, write_media
+from fivefold.video.data import (
+    ALL_COMBOS,
+    ClipSpec,
+    canonical_caption,
+    read_media,
+    render_clip,
+    to_tensor,
+    write_media,
+)
 from fivefold.video.diffusion import DiffusionConfig
 from fivefold.video.dit import DiT, DiTConfig
 from fivefold.video.sample import Pipeline
@@ -170,7 +178,7 @@ def save_tiny_checkpoint(path: Path) -> Path:
         "null_prompt": "",
         "text_cache": AnyPrompt(),
     }
-    for prompt in ("", "a red square moving right", "a green square"):
+    for prompt in ("", "a red square moving right", "a green square", *map(canonical_caption, ALL_COMBOS)):
         blob["text_cache"][prompt]
     blob["text_cache"] = dict(blob["text_cache"])
     torch.save(blob, path)
@@ -213,3 +221,30 @@ def test_read_video_errors(tmp_path: Path) -> None:
     (tmp_path / "x.gif").write_bytes(b"GIF89a broken")
     with pytest.raises(FivefoldError, match="cannot read"):
         cap.read_video(tmp_path / "x.gif")
+
+
+def test_capabilities_demo_writes_every_file(pipe: Pipeline, tmp_path: Path) -> None:
+    result = cap.capabilities_demo(tmp_path, pipe=pipe, steps=1)
+    assert set(result) == {f"capabilities {k}" for k in ("image", "animate", "extend", "side-by-side")}
+    for path in result.values():
+        assert Path(path).is_file()
+    side = read_media(result["capabilities side-by-side"])
+    extended = read_media(result["capabilities extend"])
+    assert side.shape[0] == extended.shape[0] and side.shape[2] == 3 * 16 + 2 * 2
+
+
+def test_eval_command_reports_every_metric(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    torch.set_num_threads(1)
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.pt")
+    code, out, err = run(
+        ["eval", str(ckpt), "--samples", "4", "--batch-size", "4", "--steps", "1", "--json"], capsys
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["clips"] == 4 and report["combos"] == "held-out"
+    assert set(report["accuracy"]) == {"shape", "color", "direction", "all"}
+    assert report["frechet"] >= 0 and set(report["temporal"]) == {"path_error", "flicker", "object_found"}
+    code, _, err = run(["eval", str(ckpt), "--samples", "4", "--frames", "10"], capsys)
+    assert code == 2 and "frames=10" in err

@@ -115,7 +115,8 @@ def path_errors(video: torch.Tensor) -> list[float]:
 
 def flicker(video: torch.Tensor) -> list[float]:
     """Per clip: mean |frame[t+1] - frame[t]| (0-255 scale) over pixels that are background in both
-    frames, with the object grown by two pixels so that its own motion does not count."""
+    frames, with the object grown by two pixels so that its own motion does not count (over all pixels
+    when almost nothing is background)."""
     if video.shape[2] < 2:
         return [0.0] * video.shape[0]
     masks = object_masks(video).float()
@@ -124,7 +125,8 @@ def flicker(video: torch.Tensor) -> list[float]:
     change = (video[:, :, 1:] - video[:, :, :-1]).float().abs().mean(dim=1) * 127.5
     values: list[float] = []
     for diff, keep in zip(change, still, strict=True):
-        values.append(float(diff[keep].mean()) if keep.any() else float("nan"))
+        # No background left (noise, or an object filling the frame): every pixel's change is flicker.
+        values.append(float(diff[keep].mean()) if keep.float().mean() > 0.05 else float(diff.mean()))
     return values
 
 
