@@ -121,3 +121,41 @@ def test_outbox_transitions(tmp_path: Path) -> None:
     reopened = Outbox(tmp_path / "o.sqlite")
     assert reopened.in_flight_at_start == 1
     assert reopened.rows("sent")[0]["accepted"] == ["x@y"]
+
+
+def test_password_prompt_on_a_terminal(tls_capture: CaptureServer) -> None:
+    import os
+    import subprocess
+
+    from .conftest import PASSWORD, USER
+
+    master, slave = os.openpty()
+    src = Path(__file__).resolve().parents[2] / "src"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fivefold", "mail", "send", "--from", "a@example.org", "--to", "b@example.org",
+         "--subject", "prompted", "--server", tls_capture.address, "--security", "starttls",
+         "--cafile", str(tls_capture.cafile), "--user", USER],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(src)})
+    os.close(slave)
+    import select
+    import time
+
+    prompt = b""
+    try:
+        # getpass flushes input typed ahead, so wait for the prompt before typing.
+        deadline = time.monotonic() + 30
+        assert proc.stderr is not None
+        while b"password for robot" not in prompt and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+            if ready:
+                prompt += os.read(proc.stderr.fileno(), 4096)
+        os.write(master, (PASSWORD + "\n").encode())
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, prompt + err
+    assert b"password for robot" in prompt and PASSWORD.encode() not in out + prompt + err
+    assert tls_capture.messages()[0]["Subject"] == "prompted"
