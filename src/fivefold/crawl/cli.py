@@ -40,7 +40,7 @@ def _fields(values: tuple[str, ...]) -> dict[str, str]:
     for value in values:
         name, eq, css = value.partition("=")
         if not eq or not name.strip() or not css.strip():
-            raise click.BadParameter(f"expected NAME=CSS, got {value!r}", param_hint="--field")
+            raise UsageError(f"--field: expected NAME=CSS, got {value!r}")
         fields[name.strip()] = css.strip()
     return fields
 

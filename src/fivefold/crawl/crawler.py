@@ -40,7 +40,7 @@ from fivefold.crawl.manifest import Row
 from fivefold.crawl.names import extension_for
 from fivefold.crawl.politeness import Host, backoff
 from fivefold.crawl.rules import Rules
-from fivefold.crawl.state import Item, State
+from fivefold.crawl.state import Counts, Item, State
 from fivefold.crawl.store import Store
 from fivefold.crawl.urls import host_of, site_of
 
@@ -97,7 +97,16 @@ class Crawler:
                 if await state.add([Item(url, "page", 0)]):
                     self._fresh_starts.add(url)
             self._stored = (await state.counts()).stored
-            await self._crawl()
+            try:
+                await self._crawl()
+            except CrawlAbort:
+                await state.forget(self._fresh_starts)  # the bad start URLs leave no trace
+                raise
+            if self._start_pages_all_failed(await state.counts()):
+                await state.forget(self._fresh_starts)
+                failures = {f["url"]: f["error"] for f in await state.failures()}
+                start = sorted(self._fresh_starts)[0]
+                raise FivefoldError(f"start URL {start} failed: {failures.get(start, 'unknown error')}")
         finally:
             self.stats.elapsed_s = time.perf_counter() - started
             try:
@@ -106,7 +115,6 @@ class Crawler:
                 await state.close()
                 if self._lock_handle is not None:
                     self._lock_handle.close()
-        self._check_start_pages_failed()
         return self.stats
 
     async def _open_state(self) -> State:
@@ -140,10 +148,10 @@ class Crawler:
         self.stats.queued = counts.queued + counts.in_flight
         await self.store.rewrite_reports(state)
 
-    def _check_start_pages_failed(self) -> None:
-        if self._fresh_starts and self.stats.pages == 0 and self.stats.failed_urls and not self.stats.queued:
-            raise FivefoldError(f"no start page could be fetched ({', '.join(sorted(self._fresh_starts))}); "
-                                f"see {self.store.root / 'failures.jsonl'}")
+    def _start_pages_all_failed(self, counts: Counts) -> bool:
+        """Only start URLs new in this run, none fetched, nothing else to do: a bad start."""
+        return bool(self._fresh_starts) and self.stats.pages == 0 and counts.failed > 0 and not (
+            counts.queued or counts.in_flight)
 
     async def _crawl(self) -> None:
         self._session = make_session(self.options.concurrency, self.options.per_host, self.options.timeout)
@@ -157,6 +165,9 @@ class Crawler:
                 task.cancel()
             await asyncio.gather(*workers, *([reporter] if reporter else []), return_exceptions=True)
             await self._session.close()
+            unstarted = [item for host in self._hosts.values() for item in host.waiting]
+            if unstarted and self._state is not None:
+                await self._state.release(unstarted)
             if self.on_progress:
                 self.on_progress(self.stats)
 

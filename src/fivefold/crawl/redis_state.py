@@ -248,5 +248,17 @@ class RedisState(State):
                     await self.r.lrem(k["order"], 0, url)
         await self.r.delete(k["qmedia"], k["qpage"], k["inflight"], k["failed"])
 
+    async def release(self, items: list[Item]) -> None:
+        for item in items:
+            await self.retry(item, 0.0, "released unstarted")
+
+    async def forget(self, urls: Iterable[str]) -> None:
+        k = self.k
+        for url in urls:
+            await self.r.hdel(k["urls"], url)
+            await self.r.zrem(k["qpage"], url)
+            await self.r.zrem(k["inflight"], url)
+            await self.r.srem(k["failed"], url)
+
     async def close(self) -> None:
         await self.r.aclose()

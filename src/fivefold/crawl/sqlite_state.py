@@ -192,5 +192,12 @@ class SqliteState(State):
             self.db.execute("DELETE FROM urls WHERE kind = 0 OR state != ?", (DONE,))
             self.db.execute("DELETE FROM records WHERE status = 'failed'")
 
+    async def release(self, items: list[Item]) -> None:
+        self.db.executemany(f"UPDATE urls SET state = {QUEUED} WHERE url = ? AND state = {IN_FLIGHT}",
+                            [(i.url,) for i in items])
+
+    async def forget(self, urls: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM urls WHERE url = ?", [(u,) for u in urls])
+
     async def close(self) -> None:
         self.db.close()

@@ -127,5 +127,13 @@ class State(abc.ABC):
         """Forgets pages and unfinished URLs so the crawl starts over, keeping stored files."""
 
     @abc.abstractmethod
+    async def release(self, items: list[Item]) -> None:
+        """Claimed but never started (the run is stopping): back to the queue as they were."""
+
+    @abc.abstractmethod
+    async def forget(self, urls: Iterable[str]) -> None:
+        """Removes these URLs from the frontier, as if never added (a bad start URL)."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Releases connections."""
