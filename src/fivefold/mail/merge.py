@@ -45,14 +45,16 @@ class MergePlan:
             raise UsageError(f"{self.template.source}: inline images need an html.j2")
         column = email_column(list(self.rows[0])) if self.rows else None
         self.email_column = column or "email"
+        # Columns were checked against the template; subjects are rendered now because a value
+        # could still smuggle a line break into the header. They are kept for sending.
+        self.subjects: list[str] = []
         for number, row in enumerate(self.rows, 2):
-            # Columns were checked against the template; the subject is rendered now because
-            # a value could still smuggle a line break into the header.
             subject = self.template.render_subject(row)
             try:
                 check_header_value("Subject", subject)
             except UsageError as exc:
                 raise UsageError(f"row {number}: {exc}") from None
+            self.subjects.append(subject)
 
     def recipient(self, row: dict[str, str]) -> Address:
         address = parse_address(row[self.email_column], field="email")
@@ -82,15 +84,18 @@ class MergePlan:
             digest = hashlib.sha1(address.addr_spec.encode(), usedforsecurity=False).hexdigest()[:16]
             key = f"{index}:{digest}"
             jobs.append(Job(key=key, sender=sender.addr_spec, recipients=[address.addr_spec],
-                            build=self._builder(skeleton, row, address, dkim),
+                            build=self._builder(skeleton, index, address, dkim),
                             smtputf8=needs_smtputf8(address) or needs_smtputf8(sender),
                             message_id=make_msgid(domain=domain)))
         return jobs
 
-    def _builder(self, skeleton: Skeleton, row: dict[str, str], address: Address,
+    def _builder(self, skeleton: Skeleton, index: int, address: Address,
                  dkim: DkimSigner | None) -> Callable[[str], bytes]:
+        row = self.rows[index]
+
         def build(message_id: str) -> bytes:
-            subject, text, html = self.template.render(row)
+            subject = self.subjects[index]
+            text, html = self.template.render_bodies(row)
             data = None
             if not (needs_smtputf8(address) and not skeleton.utf8):
                 data = skeleton.fill(to=address, subject=subject, message_id=message_id, text=text, html=html)

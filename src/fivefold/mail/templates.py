@@ -97,6 +97,16 @@ class MergeTemplate:
         except jinja2.TemplateError as exc:
             raise UsageError(f"{self.source}: cannot render for {row.get('email', '?')}: {exc}") from None
 
+    def render_bodies(self, row: dict[str, str]) -> tuple[str | None, str | None]:
+        import jinja2
+
+        try:
+            text = self._compiled["text"].render(row) if "text" in self._compiled else None
+            html = self._compiled["html"].render(row) if "html" in self._compiled else None
+        except jinja2.TemplateError as exc:
+            raise UsageError(f"{self.source}: cannot render for {row.get('email', '?')}: {exc}") from None
+        return text, html
+
     def render(self, row: dict[str, str]) -> tuple[str, str | None, str | None]:
         import jinja2
 
