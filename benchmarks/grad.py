@@ -25,24 +25,28 @@ import numpy as np  # noqa: E402
 
 
 def _time(step: Callable[[], Any], min_time: float) -> float:
-    """Median seconds per call over repeated blocks (after a warm-up)."""
+    """Median CPU seconds of this process per call over repeated blocks (after a warm-up).
+
+    Process CPU time rather than wall time: on a shared machine other processes' load
+    would otherwise be charged to whichever library happened to run during it.
+    """
     for _ in range(5):
         step()
     n = 1
     while True:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(n):
             step()
-        dt = time.perf_counter() - t0
+        dt = time.process_time() - t0
         if dt > min_time / 5:
             break
         n *= 2
     samples = []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(n):
             step()
-        samples.append((time.perf_counter() - t0) / n)
+        samples.append((time.process_time() - t0) / n)
     return float(np.median(samples))
 
 

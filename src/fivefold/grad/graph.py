@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from fivefold.grad.tensor import Tensor
 
 _SEQ = itertools.count()
+_WRAP: list[Any] = []  # tensor._wrap, filled in by tensor.py (which imports this module)
 _ACC_SEQ = itertools.count(1 << 62)
 
 FREED_MSG = (
@@ -177,14 +178,12 @@ class AccumulateGrad(Node):
             grad = _run_tensor_hooks(var._hooks, grad, ops)
         old = var._grad
         if ops.raw:
-            from fivefold.grad.tensor import _wrap
-
             if old is None:
                 # Keep the engine's buffer when nothing else can see it (as torch steals it);
                 # copy when it is shared with another leaf, the caller or a view.
                 if grad.base is not None or sys.getrefcount(grad) > 3 or not grad.flags.writeable:
                     grad = grad.copy()
-                var._grad = _wrap(grad, None)
+                var._grad = _WRAP[0](grad, None)
             else:
                 data = old._data
                 if data.shape == grad.shape:
@@ -229,9 +228,7 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph:
     With ``accumulate`` false (``autograd.grad``) the gradients for ``inputs`` are returned and no
     ``.grad`` is touched; with ``inputs`` and ``accumulate`` only those inputs' ``.grad`` change.
     """
-    from fivefold.grad.functions import backend
-
-    ops = backend.TENSOR if create_graph else backend.NP
+    ops = _backend().TENSOR if create_graph else _backend().NP
     start: list[tuple[Node, int, Any]] = []
     for i, (root, g) in enumerate(zip(roots, grads, strict=True)):
         node, nr = edge(root)
@@ -272,9 +269,13 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph:
             heap.append((-node._seq, node))
     heapq.heapify(heap)
 
-    with backend.grad_mode(create_graph):
+    pop, push = heapq.heappop, heapq.heappush
+    anomaly = STATE.anomaly
+    prev_mode = STATE.enabled
+    STATE.enabled = create_graph  # formulas record a graph only for create_graph
+    try:
         while heap:
-            node = heapq.heappop(heap)[1]
+            node = pop(heap)[1]
             buf = buffers.pop(node, None)
             extra = node._extra
             if extra is not None and (extra.thooks or extra.retain):
@@ -298,10 +299,11 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph:
                 out = node.apply(buf, ops)
                 if extra is not None and extra.hooks:
                     out = _run_posthooks(extra.hooks, node, out, buf, ops)
-                if STATE.anomaly:
+                if anomaly:
                     _check_anomaly(node, out, ops)
-            if not retain_graph:
-                node.release()
+            if not retain_graph and node._saves:
+                node._freed = True
+                node._release()
             for (child, nr), g in zip(node.next_functions, out):
                 if child is None:
                     continue
@@ -309,13 +311,19 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph:
                 if d is None:
                     continue  # pruned: leads to no requested input
                 if g is not None:
-                    _add_to_buffer(buffers, child, nr, g)
+                    if child._nout == 1:
+                        old = buffers.get(child)
+                        buffers[child] = g if old is None else old + g
+                    else:
+                        _add_to_buffer(buffers, child, nr, g)
                 if d == 1:
                     del deps[child]
-                    heapq.heappush(heap, (-child._seq, child))
+                    push(heap, (-child._seq, child))
                 else:
                     deps[child] = d - 1
-            out = g = buf = None  # drop references so AccumulateGrad may keep the buffer
+            out = g = buf = old = None  # drop references so AccumulateGrad may keep the buffer
+    finally:
+        STATE.enabled = prev_mode
 
     if inputs is None:
         return None
@@ -332,6 +340,17 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph:
                 "Set allow_unused=True if this is the desired behavior."
             )
     return [None if r is None else _to_input_dtype(ops.wrap(r), inputs[i]) for i, r in enumerate(results)]
+
+
+_BACKEND: list[Any] = []
+
+
+def _backend() -> Any:
+    if not _BACKEND:
+        from fivefold.grad.functions import backend
+
+        _BACKEND.append(backend)
+    return _BACKEND[0]
 
 
 def _to_input_dtype(g: Tensor, t: Tensor) -> Tensor:
@@ -354,6 +373,20 @@ def _count_dependencies(roots: list[Node], targets: set[Node] | None) -> dict[No
     deps: dict[Node, int] = {}
     seen = set(roots)
     stack = list(seen)
+    if targets is None:
+        while stack:
+            for child, _ in stack.pop().next_functions:
+                if child is not None:
+                    if child in deps:
+                        deps[child] += 1
+                    else:
+                        deps[child] = 1
+                        if child not in seen:
+                            seen.add(child)
+                            stack.append(child)
+        for r in roots:
+            deps.setdefault(r, 0)
+        return deps
     order: list[Node] = []
     while stack:
         node = stack.pop()

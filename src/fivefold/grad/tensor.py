@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
+from fivefold.grad import graph as _graph_module
 from fivefold.grad.graph import Node, RemovableHandle
 from fivefold.grad.mode import STATE
 
@@ -437,6 +438,9 @@ def _wrap(data: Any, fn: Node | None) -> Tensor:
     t._hooks = None
     t._onr = 0
     return t
+
+
+_graph_module._WRAP.append(_wrap)
 
 
 def _rebuild(data: Any, rg: bool) -> Tensor:
