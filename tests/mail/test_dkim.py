@@ -20,17 +20,22 @@ from fivefold.mail.server import CaptureServer
 def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path_factory.mktemp("dkim") / "dkim.pem"
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
     path.write_bytes(pem)
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     return path, record
 
 
-def test_signed_message_verifies_and_tampering_breaks_it(dkim_key: tuple[Path, bytes],
-                                                         capture: CaptureServer) -> None:
+def test_signed_message_verifies_and_tampering_breaks_it(
+    dkim_key: tuple[Path, bytes], capture: CaptureServer
+) -> None:
     path, record = dkim_key
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
@@ -38,8 +43,13 @@ def test_signed_message_verifies_and_tampering_breaks_it(dkim_key: tuple[Path, b
         return record
 
     signer = DkimSigner(path, "mail2026", "example.org")
-    message = Message(sender="Zoë <zoe@example.org>", to=["a@example.net"], bcc=["b@example.net"],
-                      subject="signed ☃", html="<p>signed body</p>")
+    message = Message(
+        sender="Zoë <zoe@example.org>",
+        to=["a@example.net"],
+        bcc=["b@example.net"],
+        subject="signed ☃",
+        html="<p>signed body</p>",
+    )
     assert send(message, server=capture.address, dkim=signer, timeout=10).ok
     [raw] = capture.raw()
     assert raw.startswith(b"DKIM-Signature: ")
@@ -55,3 +65,51 @@ def test_bad_key_file_is_a_usage_error(tmp_path: Path) -> None:
     junk.write_text("hello")
     with pytest.raises(UsageError, match="not a PEM private key"):
         DkimSigner(junk, "s", "example.org")
+
+
+def test_cli_dry_run_with_dkim(dkim_key: tuple[Path, bytes], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fivefold.cli import root
+
+    path, record = dkim_key
+    out = tmp_path / "eml"
+    result = CliRunner().invoke(
+        root,
+        [
+            "mail",
+            "send",
+            "--from",
+            "Ops <ops@example.org>",
+            "--to",
+            "a@example.net",
+            "--subject",
+            "signed",
+            "--dkim-key",
+            str(path),
+            "--dkim-selector",
+            "sel",
+            "--dry-run",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    [eml] = out.glob("*.eml")
+    assert dkim.verify(eml.read_bytes(), dnsfunc=lambda name, timeout=5: record)
+    missing = CliRunner().invoke(
+        root,
+        [
+            "mail",
+            "send",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--dkim-key",
+            str(path),
+            "--dry-run",
+            str(out),
+        ],
+    )
+    assert isinstance(missing.exception, UsageError)  # exit 2 through fivefold.cli.main
+    assert "--dkim-key needs --dkim-selector" in str(missing.exception)
