@@ -91,17 +91,22 @@ DEFAULT_TRAINED_SIZE = (9, 32, 32)
 
 def geometry(pipe: Any) -> Geometry:
     """The sizes a pipeline takes: steps from its VAE and DiT configs; the trained window and size from
-    ``frames``/``height``/``width`` in its config (the shipped model's), else 9 frames of 32x32."""
+    ``frames``/``height``/``width`` in its config, else from the DiT's latent ``input_size`` when it
+    holds a video size, else 9 frames of 32x32."""
     vae_cfg, dit_cfg = pipe.vae.cfg, pipe.dit.cfg
+    temporal, spatial = int(vae_cfg.temporal_factor), int(vae_cfg.spatial_factor)
     config = getattr(pipe, "config", {}) or {}
-    frames, height, width = (
-        int(config.get(k, d))
-        for k, d in zip(("frames", "height", "width"), DEFAULT_TRAINED_SIZE, strict=True)
-    )
+    frames, height, width = DEFAULT_TRAINED_SIZE
+    lt, lh, lw = (int(v) for v in dit_cfg.input_size)
+    if lt > 1:
+        frames, height, width = 1 + (lt - 1) * temporal, lh * spatial, lw * spatial
+    frames = int(config.get("frames", frames))
+    height = int(config.get("height", height))
+    width = int(config.get("width", width))
     return Geometry(
         window=frames,
-        temporal=int(vae_cfg.temporal_factor),
-        multiple=int(vae_cfg.spatial_factor * max(dit_cfg.patch[1], dit_cfg.patch[2])),
+        temporal=temporal,
+        multiple=spatial * max(int(dit_cfg.patch[1]), int(dit_cfg.patch[2])),
         height=height,
         width=width,
     )
