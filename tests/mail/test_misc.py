@@ -159,3 +159,26 @@ def test_password_prompt_on_a_terminal(tls_capture: CaptureServer) -> None:
     assert proc.returncode == 0, prompt + err
     assert b"password for robot" in prompt and PASSWORD.encode() not in out + prompt + err
     assert tls_capture.messages()[0]["Subject"] == "prompted"
+
+
+def test_merge_bad_template_inputs(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("email\na@example.org\n", encoding="utf-8")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "subject.j2").write_text("Hi {{ name", encoding="utf-8")
+    (broken / "text.j2").write_text("x", encoding="utf-8")
+    no_email = tmp_path / "no_email.csv"
+    no_email.write_text("mail,name\na@example.org,A\n", encoding="utf-8")
+    cases = [
+        (["--template", str(tmp_path / "missing"), "--csv", str(rows)], "not a directory"),
+        (["--template", str(broken), "--csv", str(rows)], "subject template, line 1"),
+        (["--template", str(EXAMPLES / "newsletter"), "--csv", str(tmp_path / "none.csv")], "cannot read"),
+        (["--template", str(EXAMPLES / "newsletter"), "--csv", str(no_email)], "no email column"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(root, ["mail", "merge", *args, "--from", "a@example.org", "--dry-run",
+                                           str(tmp_path / "out")])
+        assert isinstance(result.exception, UsageError), (args, result.output)
+        assert message in str(result.exception)
+    assert not (tmp_path / "out").exists()
