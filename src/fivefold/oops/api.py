@@ -32,7 +32,7 @@ def parse(text: str | bytes) -> list[Crash]:
     for crash, raw in parse_text(norm.text):
         details.fill(crash, raw.lines, norm.text[raw.start :])
         crash.start = norm.origin(crash.start)
-        crash.end = norm.origin(crash.end) if crash.end < len(norm.text) else len(norm.text)
+        crash.end = max(crash.start, norm.origin(crash.end, end=True))
         crashes.append(crash)
     return crashes
 

@@ -24,7 +24,8 @@ _TASK_LINE = re.compile(r"by task (?P<comm>.+?)/(?P<pid>\d+)\b")
 _HARDWARE = re.compile(r"Hardware name: (.*)")
 _MODULES = re.compile(r"Modules linked in:(.*)")
 _KERNEL_OFFSET = re.compile(r"Kernel Offset: 0x([0-9a-f]+) from 0x([0-9a-f]+)")
-_CODE = re.compile(r"(?:^|\W)Code:\s+((?:[<(]?[0-9A-Fa-f]{2,8}[>)]?\s*)+)\s*$")
+# Units must be separated by blanks: "(?:hex{2,8}\s*)+" backtracks exponentially on long runs.
+_CODE = re.compile(r"(?:^|\W)Code:\s+((?:[<(]?[0-9A-Fa-f]{2,8}[>)]?(?:\s+|$))+)$")
 _X86_PC = re.compile(
     r"^(?P<name>RIP|EIP|IP): (?:(?P<seg>[0-9a-f]{4}):)?(?:\[<(?P<addr>[0-9a-f]+)>\] )?(?P<sym>\S+)?", re.M
 )

@@ -44,14 +44,21 @@ class Text:
     text: str
     starts: list[int] | None = None  # normalised line starts, when lines were rewritten
     origins: list[int] | None = None  # the matching original byte offsets
+    ends: list[int] | None = None  # and where each original line (or glued piece) ends
 
-    def origin(self, offset: int) -> int:
-        """The byte offset in the original log of ``offset`` in :attr:`text`."""
-        if self.starts is None or self.origins is None:
+    def origin(self, offset: int, *, end: bool = False) -> int:
+        """The byte offset in the original log of ``offset`` in :attr:`text`.
+
+        Inside a rewritten line there is no exact counterpart: a start maps to the start of
+        the original line, an ``end`` to its end.
+        """
+        if self.starts is None or self.origins is None or self.ends is None:
             return offset
         index = bisect.bisect_right(self.starts, offset) - 1
         if index < 0:
             return 0
+        if end and offset > self.starts[index]:
+            return self.ends[index]
         return self.origins[index]
 
 
@@ -95,6 +102,7 @@ def normalize(data: str | bytes) -> Text:
     out: list[str] = []
     starts: list[int] = []
     origins: list[int] = []
+    ends: list[int] = []
     size = 0
     pos = 0
     for raw in text.split("\n"):
@@ -104,11 +112,12 @@ def normalize(data: str | bytes) -> Text:
             rewritten = _rewrite_line(piece, mtk, logcat, journal)
             starts.append(size)
             origins.append(offset)
+            ends.append(offset + len(piece))
             out.append(rewritten)
             size += len(rewritten) + 1
             offset += len(piece)
         pos += len(raw) + 1
-    return Text("\n".join(out), starts, origins)
+    return Text("\n".join(out), starts, origins, ends)
 
 
 def normalize_text(data: str | bytes) -> str:
