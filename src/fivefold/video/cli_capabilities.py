@@ -176,7 +176,11 @@ def eval_cmd(
         emit(report)
         return
     acc, temporal = report["accuracy"], report["temporal"]
-    click.echo(f"{report['clips']} clips, {report['combos']} combinations, {report['size']}")
+    dims = report["size"]
+    click.echo(
+        f"{report['clips']} clips of {dims['frames']} frames at {dims['width']}x{dims['height']}, "
+        f"prompts from {report['combos']} combinations"
+    )
     click.echo(
         f"judge accuracy: shape {acc['shape']:.3f}  color {acc['color']:.3f}  "
         f"direction {acc['direction']:.3f}  all three {acc['all']:.3f}"
