@@ -99,14 +99,15 @@ def vae_train_cmd(
 @click.option("--frames", type=int, default=9, show_default=True)
 @click.option("--size", default="32x32", show_default=True)
 @click.option("--hidden", type=int, default=128, show_default=True)
-@click.option("--depth", type=int, default=6, show_default=True)
+@click.option("--depth", type=int, default=4, show_default=True)
 @click.option("--heads", type=int, default=4, show_default=True)
 @click.option("--patch", default="1x2x2", show_default=True, help="pt x ph x pw")
 @click.option("--attention", type=click.Choice(["full", "split"]), default="full", show_default=True)
 @click.option("--objective", type=click.Choice(["rf", "ddpm"]), default="rf", show_default=True)
 @click.option("--steps", type=int, default=3000, show_default=True)
 @click.option("--batch", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--ema", type=float, default=0.995, show_default=True, help="EMA decay.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--ckpt-every", type=int, default=100, show_default=True)
@@ -131,6 +132,7 @@ def train_cmd(
     steps: int,
     batch: int,
     lr: float,
+    ema: float,
     seed: int,
     threads: int,
     ckpt_every: int,
@@ -181,7 +183,14 @@ def train_cmd(
         grad_checkpoint=grad_checkpoint,
     )
     tc = TrainConfig(
-        steps=steps, batch_size=batch, lr=lr, seed=seed, ckpt_every=ckpt_every, compile=use_compile, bf16=bf16
+        steps=steps,
+        batch_size=batch,
+        lr=lr,
+        ema_decay=ema,
+        seed=seed,
+        ckpt_every=ckpt_every,
+        compile=use_compile,
+        bf16=bf16,
     )
     vae_blob = load_checkpoint(vae_path)
     result = train(

@@ -1,0 +1,55 @@
+"""The video part of ``fivefold demo``: three prompts through the shipped model, GIF + grid + verdict.
+
+The prompts are attribute combinations the model never saw in training; their text embeddings
+ship with the model, so the demo never loads the text encoder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+DEMO_PROMPTS = ["a red circle moving left", "a green square moving up", "a blue triangle moving right"]
+
+
+def demo(out_dir: Path) -> dict[str, str]:
+    from fivefold.video.media import save_grid, save_video
+    from fivefold.video.sample import generate, load_pipeline
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe = load_pipeline()
+    started = time.perf_counter()
+    videos = generate(pipe, DEMO_PROMPTS, frames=9, height=32, width=32, steps=25, cfg=4.0, seed=0)
+    elapsed = time.perf_counter() - started
+    gif = save_video(out_dir / "clips.gif", videos, upscale=4)
+    grid = save_grid(out_dir / "grid.png", videos, upscale=4)
+    outputs = {
+        "prompts": " | ".join(DEMO_PROMPTS),
+        "sampling": f"3 clips of 9 frames at 32x32, 25 steps, in {elapsed:.1f} s",
+        "gif": str(gif),
+        "grid": str(grid),
+    }
+    outputs["judge"] = _verdict(videos)
+    return outputs
+
+
+def _verdict(videos: torch.Tensor) -> str:
+    try:
+        from fivefold.video.judge import load_judge
+    except ImportError:
+        return "no judge available"
+    try:
+        judge = load_judge()
+    except Exception as exc:  # a missing or broken judge must not hide the clips
+        return f"judge unavailable ({exc})"
+    verdicts = []
+    hits = 0
+    for prompt, seen in zip(DEMO_PROMPTS, judge.predict(videos), strict=True):
+        said = f"a {seen['color']} {seen['shape']} moving {seen['direction']}"
+        ok = said == prompt
+        hits += ok
+        verdicts.append(f"'{prompt}' -> {'OK' if ok else 'reads as ' + repr(said)}")
+    return f"{hits}/{len(DEMO_PROMPTS)} as prompted: " + "; ".join(verdicts)
