@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fivefold._common.errors import FivefoldError
-from fivefold.mail.message import Message, _msgid_domain
+from fivefold.mail.message import Message, msgid_domain
 from fivefold.mail.outbox import Finished, Outbox
 from fivefold.mail.sending import SendResult, as_secret, backoff_delay, prepare, run_sync
 from fivefold.mail.transport import ConnectOptions, Endpoint, Secret, SendError, close, connect, transact
@@ -87,7 +87,7 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
             raise type(exc)(f"message {index + 1}: {exc}") from None
         sender, recipients = message.envelope()
         key = keys[index] if keys is not None else message_key(index, message)
-        message_id = message.message_id or make_msgid(domain=_msgid_domain(parsed.sender))
+        message_id = message.message_id or make_msgid(domain=msgid_domain(parsed.sender))
 
         def build(mid: str, message: Message = message) -> bytes:
             return prepare(replace(message, message_id=mid), dkim, stream=False).payload

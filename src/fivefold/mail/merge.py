@@ -19,7 +19,7 @@ from fivefold._common.errors import UsageError
 from fivefold.mail.addresses import check_header_value, needs_smtputf8, parse_address
 from fivefold.mail.bulk import BulkReport, Job, send_jobs
 from fivefold.mail.fastcompose import Skeleton
-from fivefold.mail.message import Message, _msgid_domain
+from fivefold.mail.message import Message, msgid_domain
 from fivefold.mail.sending import prepare, run_sync
 from fivefold.mail.templates import MergeTemplate, email_column, read_rows
 from fivefold.mail.transport import ConnectOptions, Endpoint
@@ -73,7 +73,7 @@ class MergePlan:
 
     def jobs(self, *, dkim: DkimSigner | None = None) -> list[Job]:
         sender = parse_address(self.sender, field="--from")
-        domain = _msgid_domain(sender)
+        domain = msgid_domain(sender)
         skeleton = Skeleton(Message(sender=self.sender, to=["x@x.invalid"], subject="s",
                                     text=self.template.text, html=self.template.html,
                                     attachments=list(self.template.attachments),

@@ -23,13 +23,11 @@ import datetime as dt
 import email.policy
 import mimetypes
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
 
 from fivefold._common.errors import UsageError
 from fivefold.mail.addresses import (
@@ -222,7 +220,7 @@ class Message:
             msg["Reply-To"] = parsed.reply_to
         msg["Subject"] = self.subject
         msg["Date"] = format_datetime(self.date or dt.datetime.now(dt.UTC).astimezone())
-        msg["Message-ID"] = self.message_id or make_msgid(domain=_msgid_domain(parsed.sender))
+        msg["Message-ID"] = self.message_id or make_msgid(domain=msgid_domain(parsed.sender))
         for name, value in self.headers.items():
             msg[name] = value
         self._fill_body(msg)
@@ -269,7 +267,7 @@ class ParsedAddresses:
         return [*self.to, *self.cc, *self.bcc]
 
 
-def _msgid_domain(sender: Address) -> str:
+def msgid_domain(sender: Address) -> str:
     domain = sender.domain or "localhost"
     if not domain.isascii():
         try:
@@ -277,21 +275,3 @@ def _msgid_domain(sender: Address) -> str:
         except UnicodeError:
             domain = "localhost"
     return domain
-
-
-def as_list(value: str | Iterable[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return list(value)
-
-
-def message_from_dict(data: dict[str, Any]) -> Message:
-    """A ``Message`` from JSON-like data (used by the outbox to store queued messages)."""
-    attachments = [Attachment(filename=a["filename"], path=Path(a["path"]) if a.get("path") else None,
-                              content_type=a.get("content_type"), cid=a.get("cid"))
-                   for a in data.get("attachments", [])]
-    return Message(sender=data["sender"], to=as_list(data.get("to")), subject=data.get("subject", ""),
-                   text=data.get("text"), html=data.get("html"), cc=as_list(data.get("cc")),
-                   bcc=as_list(data.get("bcc")), attachments=attachments)

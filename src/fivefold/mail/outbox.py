@@ -131,14 +131,6 @@ class Outbox:
         self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
                         "WHERE key = ?", (time.time(), key))
 
-    def mark_done(self, key: str, *, sent: bool, accepted: list[str], refused: dict[str, str],
-                  error: str | None = None) -> None:
-        self.db.execute(
-            "UPDATE outbox SET state = ?, accepted = ?, refused = ?, error = ?, updated = ? WHERE key = ?",
-            ("sent" if sent else "failed", json.dumps(accepted), json.dumps(refused, ensure_ascii=False),
-             error, time.time(), key),
-        )
-
     def requeue_failed(self) -> int:
         cur = self.db.execute("UPDATE outbox SET state = 'queued', error = NULL WHERE state = 'failed'")
         return int(cur.rowcount)
