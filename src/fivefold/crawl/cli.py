@@ -151,16 +151,20 @@ def _progress_callback(bar: Any) -> Any:
 @click.option("--crawl-delay", type=click.FloatRange(0), default=0.0, show_default=True)
 @click.option("--traps", is_flag=True, help="Add a redirect loop and an over-large file.")
 @click.option("--image-px", type=click.IntRange(16, 4096), default=96, show_default=True)
+@click.option("--huge-bytes", metavar="SIZE", default="8MB", show_default=True,
+              help="Size of the over-large file (--traps).")
 @click.option("--duration", type=click.FloatRange(0), default=0.0,
               help="Stop after this many seconds (0: never).")
 def demo_site_command(host: str, port: int, pages: int, per_page: int, latency_ms: float, faults: float,
                       retry_after: float, crawl_delay: float, traps: bool, image_px: int,
-                      duration: float) -> None:
+                      huge_bytes: str, duration: float) -> None:
     """Serve the embedded gallery site until interrupted."""
     from fivefold.crawl.demo_site import DemoSite, SiteConfig, start_site
+    from fivefold.crawl.rules import parse_size
 
     config = SiteConfig(index_pages=pages, per_page=per_page, latency_ms=latency_ms, faults=faults,
-                        retry_after=retry_after, crawl_delay=crawl_delay, traps=traps, image_px=image_px)
+                        retry_after=retry_after, crawl_delay=crawl_delay, traps=traps, image_px=image_px,
+                        huge_bytes=parse_size(huge_bytes, "--huge-bytes"))
     site = DemoSite(config, record=False)
 
     async def serve() -> None:
