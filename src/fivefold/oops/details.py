@@ -120,15 +120,19 @@ _FATAL_MARKERS = (
 HEAD_LINES = 300
 
 
+_ARM64_HINT = re.compile(r"\bx29\s*:|\bpstate\s*:|\bel1h_64_|ESR = 0x")
+_ARM_HINT = re.compile(r"\bpsr\s*:|\br10\s*:\s+[0-9a-f]{8}\b| PC is at |\(dump_backtrace\) from")
+
+
 def detect_arch(lines: list[str]) -> str | None:
     text = "\n".join(lines[:HEAD_LINES])
     if "RIP: " in text or "RAX: " in text:
         return "x86_64"
     if "EIP: " in text or "EAX: " in text:
         return "i386"
-    if re.search(r"\bx29\s*:|\bpstate\s*:|\bel1h_64_|ESR = 0x", text):
+    if ("x29" in text or "pstate" in text or "el1h_64_" in text or "ESR = " in text) and _ARM64_HINT.search(text):
         return "arm64"
-    if re.search(r"\bpsr\s*:|\br10\s*:\s+[0-9a-f]{8}\b| PC is at |\(dump_backtrace\) from", text):
+    if ("psr" in text or "r10" in text or "PC is at" in text or ") from " in text) and _ARM_HINT.search(text):
         return "arm"
     if "epc :" in text or "badaddr:" in text:
         return "riscv64"
@@ -173,7 +177,7 @@ _REG_RES: dict[str, re.Pattern[str]] = {
 }
 
 
-def extract_registers(head: str, arch: str | None) -> Registers | None:
+def extract_registers(head: str, arch: str | None, dump: str | None = None) -> Registers | None:
     """The first register dump of the report (later dumps belong to other stacks)."""
     pattern = _REG_RES.get(arch or "")
     if pattern is None:
@@ -193,7 +197,7 @@ def extract_registers(head: str, arch: str | None) -> Registers | None:
             attr = f"{sym['name'].lower()}_symbol"
             if getattr(regs, attr) is None:
                 setattr(regs, attr, sym["sym"])
-    for pair in pattern.finditer(head):
+    for pair in pattern.finditer(head if dump is None else dump):
         name = pair["name"].lower()
         if name == "rip" and regs.pc_symbol is not None and name in regs.values:
             continue
@@ -267,7 +271,9 @@ def fill(crash: Crash, lines: list[str], tail: str) -> None:
     crash.arch = detect_arch(lines)
     head = "\n".join(lines[:HEAD_LINES])
     crash.context = extract_context(head, tail)
-    crash.registers = extract_registers(head, crash.arch)
+    # Register dumps are short "name: value" lines; the register regexes only see those.
+    dump = "\n".join(line for line in lines[:HEAD_LINES] if len(line) < 200 and ":" in line[:14])
+    crash.registers = extract_registers(head, crash.arch, dump)
     frames = parse_frames(lines)
     pc = _pc_frame(crash.registers)
     if pc is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from fivefold.oops import rules as R
 from fivefold.oops.crash import Frame
@@ -150,6 +151,7 @@ def parse_frames(lines: Iterable[str]) -> list[Frame]:
     return frames
 
 
+@lru_cache(maxsize=16384)
 def _canonical(name: str) -> str:
     """``__do_sys_foo.cold.12`` and ``sys_foo`` both name ``foo``'s frame."""
     base = name.split(".")[0]
