@@ -137,7 +137,7 @@ class _Worker:
                 client = await self.ensure_client()
             except SendError as exc:
                 if not exc.transient or attempt == run.retries:
-                    run.outbox.db.execute("UPDATE outbox SET state = 'queued' WHERE key = ?", (job.key,))
+                    run.outbox.requeue(job.key)
                     raise  # the server is unusable: stop the batch, this message stays queued
                 await asyncio.sleep(backoff_delay(attempt, run.backoff))
                 continue

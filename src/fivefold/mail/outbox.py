@@ -131,6 +131,10 @@ class Outbox:
         self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
                         "WHERE key = ?", (time.time(), key))
 
+    def requeue(self, key: str) -> None:
+        """Back to ``queued``: nothing of this message reached a server (no connection)."""
+        self.db.execute("UPDATE outbox SET state = 'queued' WHERE key = ?", (key,))
+
     def requeue_failed(self) -> int:
         cur = self.db.execute("UPDATE outbox SET state = 'queued', error = NULL WHERE state = 'failed'")
         return int(cur.rowcount)
