@@ -130,7 +130,8 @@ def detect_arch(lines: list[str]) -> str | None:
         return "x86_64"
     if "EIP: " in text or "EAX: " in text:
         return "i386"
-    if ("x29" in text or "pstate" in text or "el1h_64_" in text or "ESR = " in text) and _ARM64_HINT.search(text):
+    arm64 = "x29" in text or "pstate" in text or "el1h_64_" in text or "ESR = " in text
+    if arm64 and _ARM64_HINT.search(text):
         return "arm64"
     if ("psr" in text or "r10" in text or "PC is at" in text or ") from " in text) and _ARM_HINT.search(text):
         return "arm"
