@@ -162,3 +162,17 @@ def test_server_down_and_plain_remote_refused() -> None:
     assert info.value.transient
     with pytest.raises(UsageError, match="--allow-plain"):
         send(msg(), server="mail.example.org:25", timeout=2)
+
+
+def test_sync_send_works_inside_a_running_loop(capture: CaptureServer) -> None:
+    import asyncio
+
+    from fivefold.mail import send_async
+
+    async def caller() -> tuple[bool, bool]:
+        inside = send(msg(), server=capture.address, timeout=10)  # sync API from async code
+        awaited = await send_async(msg(), server=capture.address, timeout=10)
+        return inside.ok, awaited.ok
+
+    assert asyncio.run(caller()) == (True, True)
+    assert len(capture.received()) == 2
