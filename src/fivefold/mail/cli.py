@@ -229,8 +229,10 @@ def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: i
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=1025, show_default=True, help="Port (0 picks a free one).")
 @click.option("--maildir", type=click.Path(path_type=Path), default=DEFAULT_MAILDIR, show_default=True)
-@click.option("--tls", type=click.Choice(["starttls", "tls"]), default=None,
-              help="Offer STARTTLS (required) or speak implicit TLS, with a generated certificate.")
+@click.option("--tls", type=click.Choice(["starttls", "tls"]), default=None, is_flag=False,
+              flag_value="starttls",
+              help="--tls or --tls starttls: require STARTTLS; --tls tls: implicit TLS. The certificate "
+                   "is generated.")
 @click.option("--auth", default=None, metavar="USER:ENVVAR",
               help="Require AUTH as USER with the password in environment variable ENVVAR.")
 @click.option("--count", type=int, default=None, help="Exit after this many messages.")
