@@ -438,7 +438,10 @@ def _read_with_av(path: Path, max_frames: int | None) -> list[np.ndarray]:
 def media_info(path: Path) -> tuple[int, int, int]:
     """(frames, height, width) of a media file, without decoding all of it where the format allows."""
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES or suffix == ".gif":
+    if suffix == ".gif":  # merged identical frames only show in the durations: count them as read
+        frames = _read_with_pillow(path, None)
+        return (len(frames), frames[0].shape[0], frames[0].shape[1])
+    if suffix in IMAGE_SUFFIXES:
         from PIL import Image
 
         with Image.open(path) as image:
