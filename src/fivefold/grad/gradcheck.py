@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad.graph import run_backward
-from fivefold.grad.mode import no_grad
 from fivefold.grad.tensor import Tensor, _wrap
 
 
@@ -26,8 +25,8 @@ def _outputs(func: Callable[..., Any], inputs: Sequence[Any]) -> list[Tensor]:
 
 def numerical_jacobian(func: Callable[..., Any], inputs: Sequence[Any], eps: float) -> list[list[np.ndarray[Any, Any]]]:
     """J[i][k]: d output_k / d input_i, shaped (input numel, output numel)."""
-    with no_grad():
-        outs = _outputs(func, inputs)
+    # Grad mode stays on: for gradgradcheck, func itself runs a backward pass.
+    outs = _outputs(func, inputs)
     jac: list[list[np.ndarray[Any, Any]]] = []
     for t in inputs:
         if not (isinstance(t, Tensor) and t.requires_grad):
@@ -37,12 +36,11 @@ def numerical_jacobian(func: Callable[..., Any], inputs: Sequence[Any], eps: flo
         cols = [np.zeros((flat.size, o._data.size)) for o in outs]
         for j in range(flat.size):
             orig = flat[j].copy()
-            with no_grad():
-                flat[j] = orig + eps
-                plus = [o._data.astype(np.float64).reshape(-1) for o in _outputs(func, inputs)]
-                flat[j] = orig - eps
-                minus = [o._data.astype(np.float64).reshape(-1) for o in _outputs(func, inputs)]
-                flat[j] = orig
+            flat[j] = orig + eps
+            plus = [o._data.astype(np.float64).reshape(-1) for o in _outputs(func, inputs)]
+            flat[j] = orig - eps
+            minus = [o._data.astype(np.float64).reshape(-1) for o in _outputs(func, inputs)]
+            flat[j] = orig
             for k in range(len(outs)):
                 cols[k][j] = (plus[k] - minus[k]) / (2 * eps)
         jac.append(cols)

@@ -30,6 +30,7 @@ class Module:
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
             self.__dict__.get("_modules", {}).pop(name, None)
+            self.__dict__.pop(name, None)
             params[name] = value
             return
         if isinstance(value, Module):
@@ -38,6 +39,7 @@ class Module:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             if params is not None:
                 params.pop(name, None)
+            self.__dict__.pop(name, None)
             modules[name] = value
             return
         if params is not None and name in params:
@@ -67,6 +69,7 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        self.__dict__.pop(name, None)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
