@@ -225,7 +225,7 @@ def animate(
 
 
 def _window_forward(
-    pipe: Any, geo: Geometry, context: Tensor, prompts: list[str], sampling: dict[str, Any], length: int
+    pipe: Any, context: Tensor, prompts: list[str], sampling: dict[str, Any], length: int
 ) -> Tensor:
     """A ``length``-frame window whose first frames are ``context`` (known); returns the whole window."""
     k = context.shape[2]
@@ -235,7 +235,7 @@ def _window_forward(
 
 
 def _window_backward(
-    pipe: Any, geo: Geometry, context: Tensor, prompts: list[str], sampling: dict[str, Any], length: int
+    pipe: Any, context: Tensor, prompts: list[str], sampling: dict[str, Any], length: int
 ) -> Tensor:
     """A ``length``-frame window whose last frames are ``context`` (known)."""
     k = context.shape[2]
@@ -308,11 +308,11 @@ def extend(
     while added < frames:
         sampling["seed"] = round_seed
         if backward:
-            window = _window_backward(pipe, geo, current[:, :, :need], prompts, sampling, geo.window)
+            window = _window_backward(pipe, current[:, :, :need], prompts, sampling, geo.window)
             new = window[:, :, : geo.window - need]
             current = torch.cat([new, current], dim=2)
         else:
-            window = _window_forward(pipe, geo, current[:, :, -need:], prompts, sampling, geo.window)
+            window = _window_forward(pipe, current[:, :, -need:], prompts, sampling, geo.window)
             new = window[:, :, need:]
             current = torch.cat([current, new], dim=2)
         added += new.shape[2]
