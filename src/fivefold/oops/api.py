@@ -8,15 +8,17 @@ when used, so that ``import fivefold.oops`` stays light.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from fivefold.oops import details
 from fivefold.oops.crash import Crash
 from fivefold.oops.lines import normalize
 from fivefold.oops.parse import parse_text
+from fivefold.oops.report import match_oops
 
 #: How much of the log before a crash header the stream keeps (the report's prefix lines).
 STREAM_LOOKBEHIND = 64 * 1024
@@ -61,25 +63,56 @@ STREAM_NEEDLES: tuple[bytes, ...] = (
 )
 
 
+class _Automaton:
+    """First needle at or after a position, from one SIMD Aho-Corasick pass per 256 KB slice.
+
+    The automaton returns every match of what it is given; the matches of the last slice are
+    kept, so that a log full of ordinary needle lines ("page fault", "Error:") costs one pass
+    per slice, not one per line.
+    """
+
+    STEP = 256 * 1024
+
+    def __init__(self, automaton: Any) -> None:
+        self.automaton = automaton
+        self.longest = max(len(n) for n in STREAM_NEEDLES)
+        self.buffer: bytes | None = None
+        self.hits: list[int] = []
+        self.lo = self.hi = 0
+
+    def __call__(self, buffer: bytes, start: int) -> int:
+        if buffer is not self.buffer or start < self.lo:
+            self.buffer, self.hits, self.lo, self.hi = buffer, [], start, start
+        while True:
+            index = bisect.bisect_left(self.hits, start)
+            if index < len(self.hits):
+                return self.hits[index]
+            if self.hi >= len(buffer):
+                return -1
+            lo = max(start, self.hi)
+            view = memoryview(buffer)[lo : lo + self.STEP + self.longest]
+            self.hits = sorted(lo + m[1] for m in self.automaton.find_matches_as_indexes(view))
+            self.lo, self.hi = lo, lo + self.STEP
+
+
 @cache
-def _needle_search() -> Callable[[bytes, int], int] | None:
-    """An Aho-Corasick automaton over the needles (one SIMD-accelerated pass), if installed."""
+def _automaton() -> Any:
+    """The compiled Aho-Corasick automaton over the needles, or None without ahocorasick-rs."""
     try:
         import ahocorasick_rs
     except ImportError:
         return None
-    automaton = ahocorasick_rs.BytesAhoCorasick(list(STREAM_NEEDLES))
-
-    def search(buffer: bytes, start: int) -> int:
-        matches = automaton.find_matches_as_indexes(memoryview(buffer)[start:])
-        return start + min(m[1] for m in matches) if matches else -1
-
-    return search
+    return ahocorasick_rs.BytesAhoCorasick(list(STREAM_NEEDLES))
 
 
-def _first_needle(buffer: bytes, start: int) -> int:
+def _needle_search() -> Callable[[bytes, int], int] | None:
+    """A fresh per-stream finder (it caches the matches of its last slice)."""
+    automaton = _automaton()
+    return None if automaton is None else _Automaton(automaton)
+
+
+def _first_needle(buffer: bytes, start: int, fast: Callable[[bytes, int], int] | None) -> int:
     """The line start of the first possible crash header at or after ``start``, or -1."""
-    fast = _needle_search()
     if fast is not None:
         best = fast(buffer, start)
     else:
@@ -105,6 +138,7 @@ def parse_stream(stream: BinaryIO, *, chunk_size: int = STREAM_CHUNK) -> Iterato
     possible prefix of a report. Around a needle, the window from a little before it to one
     report's size after it is parsed as a log of its own, and offsets are shifted back.
     """
+    finder = _needle_search()
     buffer = b""
     base = 0  # stream offset of buffer[0]
     scan = 0  # where in buffer the needle search resumes
@@ -116,13 +150,24 @@ def parse_stream(stream: BinaryIO, *, chunk_size: int = STREAM_CHUNK) -> Iterato
                 eof = True
                 break
             buffer += data
-        hit = _first_needle(buffer, scan)
+        hit = _first_needle(buffer, scan, finder)
         if hit == -1:
             if eof:
                 return
             cut = _line_start(buffer, len(buffer) - STREAM_LOOKBEHIND)
             base, buffer, scan = base + cut, buffer[cut:], len(buffer) - cut - 64
             scan = max(scan, 0)
+            continue
+        line_end = buffer.find(b"\n", hit)
+        line_end = len(buffer) if line_end == -1 else line_end
+        if match_oops(buffer[hit:line_end].decode("latin-1")) is None:
+            # A needle in an ordinary line ("page fault", "Error:"): one line check, no parse.
+            scan = line_end + 1
+            if scan >= len(buffer) and eof:
+                return
+            if scan > chunk_size + STREAM_LOOKBEHIND:
+                cut = _line_start(buffer, scan - STREAM_LOOKBEHIND)
+                base, buffer, scan = base + cut, buffer[cut:], scan - cut
             continue
         window_start = _line_start(buffer, hit - STREAM_LOOKBEHIND)
         window_end = min(len(buffer), hit + STREAM_REPORT)
