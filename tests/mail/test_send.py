@@ -176,3 +176,10 @@ def test_sync_send_works_inside_a_running_loop(capture: CaptureServer) -> None:
 
     assert asyncio.run(caller()) == (True, True)
     assert len(capture.received()) == 2
+
+
+def test_idn_domain_goes_as_punycode_without_smtputf8(scripted) -> None:
+    off = scripted(smtputf8=False)
+    result = send(msg("Anna <anna@bücher.example>"), server=off.address, timeout=10)
+    assert result.accepted == ["anna@xn--bcher-kva.example"]
+    assert b"To: Anna <anna@xn--bcher-kva.example>" in off.raw()[0]

@@ -72,6 +72,13 @@ def parse_address(value: str, *, field: str = "address") -> Address:
         domain.startswith("[") and domain.endswith("]")
     ):
         raise AddressError(f"{field}: invalid domain in {value!r}")
+    if local.isascii() and not domain.isascii():
+        # An internationalised domain alone needs no SMTPUTF8: its IDNA (xn--) form is ASCII.
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise AddressError(f"{field}: invalid internationalised domain in {value!r}") from None
+        addr = f"{local}@{domain}"
     try:
         if not addr.isascii():
             # RFC 6531 (SMTPUTF8) addresses: the stdlib parser is ASCII-only, so the parts go in as-is.
