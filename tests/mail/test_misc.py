@@ -182,3 +182,20 @@ def test_merge_bad_template_inputs(tmp_path: Path) -> None:
         assert isinstance(result.exception, UsageError), (args, result.output)
         assert message in str(result.exception)
     assert not (tmp_path / "out").exists()
+
+
+def test_merge_retry_failed(tmp_path: Path, scripted) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("email,name,month,usage,quota\nann@example.org,Ann,May,1,2\nbob@example.org,Bob,May,1,2\n",
+                    encoding="utf-8")
+    refusing = scripted(rcpt={"bob@example.org": ["550 5.1.1 unknown"]})
+    args = ["mail", "merge", "--template", str(EXAMPLES / "newsletter"), "--csv", str(rows), "--from",
+            "ops@example.org", "--json"]
+    first = CliRunner().invoke(root, [*args, "--server", refusing.address])
+    assert "1 message(s) failed" in str(first.exception)
+    accepting = scripted()
+    skipped = CliRunner().invoke(root, [*args, "--server", accepting.address])
+    assert json.loads(skipped.output)["skipped"] == 2 and accepting.received() == []
+    retried = CliRunner().invoke(root, [*args, "--server", accepting.address, "--retry-failed"])
+    assert retried.exit_code == 0, retried.output
+    assert [r.rcpt_tos for r in accepting.received()] == [("bob@example.org",)]

@@ -133,6 +133,7 @@ def merge(
     backoff: float = 0.5,
     dkim: DkimSigner | None = None,
     dry_run: Path | None = None,
+    retry_failed: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> BulkReport | list[Path]:
     """Sends one personalised message per row (or writes ``.eml`` files with ``dry_run``)."""
@@ -147,5 +148,6 @@ def merge(
     options.check(endpoint)
     jobs = batch.jobs(dkim=dkim)
     report: BulkReport = run_sync(send_jobs(jobs, endpoint, options, concurrency=concurrency, outbox=outbox,
-                                            retries=retries, backoff=backoff, progress=progress))
+                                            retries=retries, backoff=backoff, retry_failed=retry_failed,
+                                            progress=progress))
     return report
