@@ -17,11 +17,12 @@ def _shape_error(ad: Any, bd: Any) -> RuntimeError:
     if ad.ndim == 1 and bd.ndim == 1:
         return RuntimeError(f"inconsistent tensor size, expected tensor [{sa[0]}] and src [{sb[0]}] to have the "
                             f"same number of elements, but got {sa[0]} and {sb[0]} elements respectively")
-    if ad.ndim == 2 and bd.ndim == 1:
-        return RuntimeError(f"size mismatch, got input ({sa[0]}), mat ({sa[0]}x{sa[1]}), vec ({sb[0]})")
-    if ad.ndim <= 2 and bd.ndim == 2:
-        rows = (1, sa[0]) if ad.ndim == 1 else sa
-        return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows[0]}x{rows[1]} and {sb[0]}x{sb[1]})")
+    if ad.ndim >= 2 and bd.ndim == 1:
+        rows = int(np.prod(sa[:-1]))
+        return RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{sa[-1]}), vec ({sb[0]})")
+    if bd.ndim == 2:
+        rows = 1 if ad.ndim == 1 else int(np.prod(sa[:-1]))
+        return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{sa[-1]} and {sb[0]}x{sb[1]})")
     if ad.ndim == 3 and bd.ndim == 3 and sa[0] == sb[0]:
         return RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{sa[0]}, {sa[2]}] "
                             f"but got: [{sb[0]}, {sb[1]}].")
