@@ -288,7 +288,7 @@ def fill(crash: Crash, lines: list[str], tail: str) -> None:
     crash.frames = frames
     crash.blamed = blame(frames, crash.title)
     for line in lines:
-        code = _CODE.search(line)
+        code = _CODE.search(line) if "Code:" in line else None
         if code is not None and ("(" in line or "<" in line):
             crash.code_line = line.strip()
             break

@@ -93,8 +93,8 @@ def _rewrite_line(line: str, mtk: bool, logcat: bool, journal: bool) -> str:
 def normalize(data: str | bytes) -> Text:
     """Decodes ``data`` and rewrites vendor line prefixes into plain console lines."""
     text = decode(data)
-    mtk = _MTK_MARK.search(text) is not None
-    logcat = _LOGCAT_MARK.search(text) is not None
+    mtk = ">-(" in text and _MTK_MARK.search(text) is not None
+    logcat = "kernel" in text and _LOGCAT_MARK.search(text) is not None
     journal = _JOURNAL_MARK.search(text) is not None
     bare = text.startswith("<") or "\n<" in text
     if not (mtk or logcat or journal or bare):

@@ -15,17 +15,39 @@ Then :mod:`fivefold.oops.details` fills context, registers and frames.
 from __future__ import annotations
 
 from fivefold.oops.crash import Crash
-from fivefold.oops.report import GCE_HANGUP, RawReport, cut_report, find_first, table
+from fivefold.oops.formats import CompiledOops
+from fivefold.oops.report import GCE_HANGUP, RawReport, cut_report, oops_lines, table
 from fivefold.oops.title import Description, crash_type, describe, is_corrupted, normalize_title
 
 
-def parse_one(text: str, start_at: int = 0) -> tuple[Crash, RawReport] | None:
-    """The first crash at or after ``start_at``; ``text`` is already normalised."""
-    found = find_first(text, start_at)
-    if found is None:
+def _suppressed(text: str) -> bool:
+    """Whether the log shows a test-harness artefact (syzkaller's suppressions)."""
+    if not any(key in text for key in SUPPRESSION_KEYS):
+        return False
+    return table().suppressions.search(text) is not None
+
+
+# Every suppression pattern holds one of these: a cheap scan rules most logs out.
+SUPPRESSION_KEYS = ("panic:", "fatal error:", "SIGBUS", "SYZFAIL", "Out of memory", "Killed process",
+                    "lowmemorykiller", "INIT: PANIC", "stack smashing")
+
+
+def parse_one(
+    text: str, start_at: int = 0, headers: dict[int, CompiledOops] | None = None
+) -> tuple[Crash, RawReport] | None:
+    """The first crash at or after ``start_at``; ``text`` is already normalised.
+
+    ``headers`` (from :func:`fivefold.oops.report.oops_lines`) saves the header search when
+    several crashes are read from one text.
+    """
+    if headers is None:
+        headers = oops_lines(text, start_at)
+    starts = [pos for pos in headers if pos >= start_at]
+    if not starts:
         return None
-    oops, start = found
-    raw = cut_report(text, oops, start)
+    start = min(starts)
+    oops = headers[start]
+    raw = cut_report(text, oops, start, headers)
     report = raw.report
     desc = describe(report[: raw.report_end], oops)
     if not desc.title:
@@ -35,7 +57,7 @@ def parse_one(text: str, start_at: int = 0) -> tuple[Crash, RawReport] | None:
             line_end = text.find("\n", start)
             desc = Description(text[start : line_end if line_end != -1 else len(text)], "no title", [], None)
     corrupted = desc.corrupted or is_corrupted(desc.title, report, desc.format)
-    if GCE_HANGUP in text[start_at:]:
+    if text.find(GCE_HANGUP, start_at) != -1:
         corrupted = corrupted or "console hangup"
     title = normalize_title(desc.title)
     alts = [normalize_title(a) for a in desc.alt_titles]
@@ -46,8 +68,7 @@ def parse_one(text: str, start_at: int = 0) -> tuple[Crash, RawReport] | None:
         alt_titles=list(dict.fromkeys(a for a in alts if a != title)),
         corrupted=bool(corrupted),
         corrupted_reason=corrupted or None,
-        panicked="Kernel panic - not syncing" in text[start_at:],
-        suppressed=table().suppressions.search(text) is not None,
+        panicked=text.find("Kernel panic - not syncing", start_at) != -1,
         start=start,
         end=raw.lines_end,
         report=raw.report,
@@ -58,11 +79,16 @@ def parse_one(text: str, start_at: int = 0) -> tuple[Crash, RawReport] | None:
 def parse_text(text: str) -> list[tuple[Crash, RawReport]]:
     """Every crash in ``text``: each report ends where the next unrelated crash starts."""
     results: list[tuple[Crash, RawReport]] = []
+    headers = oops_lines(text)
+    if not headers:
+        return results
+    suppressed = _suppressed(text)
     pos = 0
     while pos < len(text):
-        parsed = parse_one(text, pos)
+        parsed = parse_one(text, pos, headers)
         if parsed is None:
             break
+        parsed[0].suppressed = suppressed
         results.append(parsed)
         raw = parsed[1]
         if raw.next_start <= raw.start:

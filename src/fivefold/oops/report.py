@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from fivefold.oops import formats as F
 from fivefold.oops import rules as R
@@ -142,40 +143,69 @@ def _lines(text: str, start: int = 0) -> list[tuple[int, int]]:
     return spans
 
 
-def find_first(text: str, start: int = 0) -> tuple[F.CompiledOops, int] | None:
-    header_re = table().header_re
-    pos = start
-    while True:
-        hit = header_re.search(text, pos)
-        if hit is None:
-            return None
-        line_start = text.rfind("\n", 0, hit.start()) + 1
-        line_end = text.find("\n", hit.start())
-        if line_end == -1:
-            line_end = len(text)
-        oops = match_oops(text[line_start:line_end])
-        if oops is not None:
-            return oops, line_start
-        pos = line_end + 1
+@cache
+def _header_automaton() -> Any:
+    """Aho-Corasick over the table's headers (ahocorasick-rs), or None: then the regex is used."""
+    try:
+        import ahocorasick_rs
+    except ImportError:
+        return None
+    return ahocorasick_rs.AhoCorasick(sorted({o.spec.header for o in table().oopses}))
 
 
-def _oops_lines(text: str, start: int) -> dict[int, F.CompiledOops]:
-    """Line start -> table entry, for every line at or after ``start`` that starts a report."""
+def oops_lines(text: str, start: int = 0) -> dict[int, F.CompiledOops]:
+    """Line start -> table entry, for every line at or after ``start`` that starts a report.
+
+    One pass finds every header occurrence; each line holding one is then checked against
+    the headers' false positives, in table order.
+    """
+    automaton = _header_automaton()
+    if automaton is not None:
+        hits = sorted(start + m[1] for m in automaton.find_matches_as_indexes(text[start:]))
+    else:
+        hits = [m.start() for m in table().header_re.finditer(text, start)]
     found: dict[int, F.CompiledOops] = {}
-    header_re = table().header_re
-    pos = start
-    while True:
-        hit = header_re.search(text, pos)
-        if hit is None:
-            return found
-        line_start = text.rfind("\n", 0, hit.start()) + 1
-        line_end = text.find("\n", hit.start())
+    done = -1  # end of the last line checked: several headers on one line are one check
+    for hit in hits:
+        if hit < done:
+            continue
+        line_start = text.rfind("\n", 0, hit) + 1
+        line_end = text.find("\n", hit)
         if line_end == -1:
             line_end = len(text)
+        done = line_end
         oops = match_oops(text[line_start:line_end])
         if oops is not None:
             found[line_start] = oops
-        pos = line_end + 1
+    return found
+
+
+def find_first(text: str, start: int = 0) -> tuple[F.CompiledOops, int] | None:
+    headers = oops_lines(text, start)
+    if not headers:
+        return None
+    first = min(headers)
+    return headers[first], first
+
+
+#: Lines that change how the rest of a report is read, by what they do.
+_MARKERS = (
+    ("Disabling lock debugging due to kernel taint", "taint"),
+    ("Sending NMI from CPU", "nmi"),
+    ("Kernel panic - not syncing", "tail"),
+    ("WARNING: possible circular locking dependency detected", "tail"),
+)
+
+
+def _marker_lines(text: str, start: int) -> dict[int, str]:
+    """Line start -> marker kind, from one ``str.find`` scan per marker instead of per line."""
+    found: dict[int, str] = {}
+    for needle, kind in _MARKERS:
+        pos = text.find(needle, start)
+        while pos != -1:
+            found.setdefault(text.rfind("\n", 0, pos) + 1, kind)
+            pos = text.find(needle, pos + len(needle))
+    return found
 
 
 def _report_min_lines(oops_line: str) -> int:
@@ -183,7 +213,9 @@ def _report_min_lines(oops_line: str) -> int:
     return 16 if "BUG: KMSAN:" in oops_line else 22
 
 
-def cut_report(text: str, oops: F.CompiledOops, start: int) -> RawReport:
+def cut_report(
+    text: str, oops: F.CompiledOops, start: int, headers: dict[int, F.CompiledOops] | None = None
+) -> RawReport:
     """Collects the report that starts at byte ``start`` of ``text`` (syzkaller's findReport)."""
     t = table()
     first_nl = text.find("\n", start)
@@ -212,31 +244,35 @@ def cut_report(text: str, oops: F.CompiledOops, start: int) -> RawReport:
     text_lines = 0
     skip_text = cpu_traceback = False
     oops_line = ""
-    headers = _oops_lines(text, start)
+    if headers is None:
+        headers = oops_lines(text, start)
     detail: list[str] = []
     detail_end = start
     info = t.info_with_stack.search(text, first_nl + 1) if first_nl != -1 else None
     info_line = text.rfind("\n", 0, info.start()) + 1 if info is not None else -1
-    ls = start
-    del ls
+    markers = _marker_lines(text, start)
+    has_cr = "\r" in text
+    min_lines = 22
     for m in LINE_RE.finditer(text, start):
         line_start, le = m.span()
         line = m.group()
-        if line.endswith("\r"):
+        if has_cr and line.endswith("\r"):
             line = line[:-1]
         is_oops_line = line_start == start
         if is_oops_line:
             oops_line = line
+            min_lines = _report_min_lines(oops_line)
         if line_start in headers:
             end = le
             if not is_oops_line and second == 0 and not _any(t.start_ignores, line):
                 second = line_start
         elif line_start == info_line and second == 0:
             second = line_start
-        if m.group(1) is None:
+        prefix_group, caller = m.group(1, 2)
+        if prefix_group is None:
             ctx = _context(line) if " login: " in line else ""
         else:
-            ctx = m.group(2) or CONSOLE
+            ctx = caller or CONSOLE
         if ctx:
             body = line[line.find("] ") + 2 :]
             stripped, questionable = body, False
@@ -253,17 +289,16 @@ def cut_report(text: str, oops: F.CompiledOops, start: int) -> RawReport:
             continue
         text_lines += 1
         skip_line = skip_text
-        if "Disabling lock debugging due to kernel taint" in line:
-            skip_line = True
-        elif "Sending NMI from CPU" in line:
-            cpu_traceback = True
-        elif (
-            "Kernel panic - not syncing" in line
-            or "WARNING: possible circular locking dependency detected" in line
-        ) and text_lines > _report_min_lines(oops_line):
-            # The panic_on_warn panic or a lockdep splat caused by the oops itself repeats
-            # the same stack; once enough of the real report is in, drop the rest.
-            skip_text = skip_line = True
+        marker = markers.get(line_start)
+        if marker is not None:
+            if marker == "taint":
+                skip_line = True
+            elif marker == "nmi":
+                cpu_traceback = True
+            elif text_lines > min_lines:
+                # The panic_on_warn panic or a lockdep splat caused by the oops itself repeats
+                # the same stack; once enough of the real report is in, drop the rest.
+                skip_text = skip_line = True
         if not is_oops_line and skip_line:
             continue
         report.append(stripped)

@@ -86,11 +86,14 @@ def parse_frames(lines: Iterable[str]) -> list[Frame]:
     section = "task"
     seen_trace = False
     for line in lines:
-        marker = _SECTION.search(line) if _maybe_section(line) else None
-        if marker is not None and marker.lastgroup is not None:
-            section = _SECTION_NAMES[marker.lastgroup]
-            seen_trace = True
-        if "+0x" not in line and " from " not in line:
+        has_offset = "+0x" in line
+        # Section markers never carry an offset (but powerpc's "--- interrupt: ... at f+0x").
+        if (not has_offset or "--- interrupt" in line) and _maybe_section(line):
+            marker = _SECTION.search(line)
+            if marker is not None and marker.lastgroup is not None:
+                section = _SECTION_NAMES[marker.lastgroup]
+                seen_trace = True
+        if not has_offset and " from " not in line:
             inline = _INLINE.match(line) if "[inline]" in line else None
             if inline is not None:
                 frames.append(Frame(function=inline["func"], inline=True, file=inline["file"], stack=section))
