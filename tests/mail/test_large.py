@@ -66,3 +66,17 @@ def test_25_mb_attachment_peak_rss_under_4x(tmp_path: Path) -> None:
     figures = json.loads(done.stdout)
     assert figures["ok"]
     assert figures["peak_kib"] * 1024 < 4 * size  # the whole process, interpreter included
+
+
+def test_send_many_streams_large_attachments_too(tmp_path: Path, capture: CaptureServer) -> None:
+    from fivefold.mail import send_many
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(STREAM_THRESHOLD + 12345))
+    messages = [Message(sender="a@example.org", to=[f"u{i}@example.org"], subject=f"big {i}", text="x",
+                        attachments=[Attachment.from_path(big)]) for i in range(3)]
+    report = send_many(messages, server=capture.address, concurrency=2, timeout=30)
+    assert report.sent == 3
+    for parsed in capture.messages():
+        [part] = list(parsed.iter_attachments())
+        assert part.get_payload(decode=True) == big.read_bytes()

@@ -29,18 +29,20 @@ if TYPE_CHECKING:
     import aiosmtplib
 
     from fivefold.mail.dkim import DkimSigner
+    from fivefold.mail.streaming import StreamedMessage
 
 log = logging.getLogger("fivefold.mail.bulk")
 
 
 @dataclass
 class Job:
-    """One message of a batch, built lazily (``build(message_id) -> bytes``) by the worker."""
+    """One message of a batch, built lazily by the worker: bytes, or a streamed message whose
+    large attachments are read from disk while DATA is written."""
 
     key: str
     sender: str
     recipients: list[str]
-    build: Callable[[str], bytes]
+    build: Callable[[str], bytes | StreamedMessage]
     smtputf8: bool
     message_id: str
 
@@ -89,8 +91,8 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
         key = keys[index] if keys is not None else message_key(index, message)
         message_id = message.message_id or make_msgid(domain=msgid_domain(parsed.sender))
 
-        def build(mid: str, message: Message = message) -> bytes:
-            return prepare(replace(message, message_id=mid), dkim, stream=False).payload
+        def build(mid: str, message: Message = message) -> bytes | StreamedMessage:
+            return prepare(replace(message, message_id=mid), dkim).data
 
         jobs.append(Job(key, sender, recipients, build, message.needs_smtputf8(), message_id))
     return jobs
