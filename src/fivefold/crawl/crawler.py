@@ -11,11 +11,11 @@ at once, so a waiting retry holds no slot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -71,7 +71,7 @@ class Crawler:
         self._due_at: float | None = None
         self._last_claim = 0.0
         self._stop = False
-        self._wake = asyncio.Event()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._fresh_starts: set[str] = set()
         self._downloading = 0
         self._stored = 0
@@ -103,8 +103,8 @@ class Crawler:
                 await state.forget(self._fresh_starts)  # the bad start URLs leave no trace
                 raise
             if self._start_pages_all_failed(await state.counts()):
-                await state.forget(self._fresh_starts)
                 failures = {f["url"]: f["error"] for f in await state.failures()}
+                await state.forget(self._fresh_starts)
                 start = sorted(self._fresh_starts)[0]
                 raise FivefoldError(f"start URL {start} failed: {failures.get(start, 'unknown error')}")
         finally:
@@ -179,9 +179,27 @@ class Crawler:
 
     # ---- scheduling -------------------------------------------------------------------
 
-    def _notify(self) -> None:
-        self._wake.set()
-        self._wake = asyncio.Event()
+    def _notify(self, count: int = 1) -> None:
+        """Wakes ``count`` idle workers: one per freed slot or new item, never the whole herd."""
+        while count > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
+
+    def _notify_all(self) -> None:
+        self._notify(len(self._waiters))
+
+    async def _sleep(self, timeout: float) -> None:
+        """Waits for :meth:`_notify` or ``timeout``; cheaper than ``wait_for`` on an event."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        handle = loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
 
     def _host(self, url: str) -> Host:
         name = host_of(url)
@@ -225,15 +243,14 @@ class Crawler:
             idle = not self._buffered and not self._active and not self._claiming and self._due_at is None
             if idle and (not distributed or await state.outstanding() == 0):
                 self._stop = True
-                self._notify()
+                self._notify_all()
                 return None
             timeout = 0.2 if distributed else 1.0
             if soonest is not None:
                 timeout = min(timeout, soonest - now)
             if self._due_at is not None:
                 timeout = min(timeout, self._due_at - wall)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.001, timeout))
+            await self._sleep(max(0.001, timeout))
         return None
 
     async def _refill(self, state: State, wall: float) -> bool:
@@ -256,7 +273,7 @@ class Crawler:
             self._nonempty[host.name] = None
         self._buffered += len(items)
         if items:
-            self._notify()
+            self._notify(len(items))
         return bool(items)
 
     def _queue_changed(self, not_before: float | None = None) -> None:
@@ -309,7 +326,7 @@ class Crawler:
             host.load_robots(text, ROBOTS_AGENT, self.options.delay)
             if host.delay:
                 log.info("%s: %.2f s between requests (Crawl-delay or --delay)", host.name, host.delay)
-            self._notify()
+            self._notify_all()
 
     async def _failed_attempt(self, item: Item, host: Host, err: FetchError) -> None:
         assert self._state is not None
@@ -391,6 +408,7 @@ class Crawler:
             await state.retry(item, 0.0, "not started: --max-files reached")
             self._stop = True
             self.stats.stopped_early = True
+            self._notify_all()
             return
         self._downloading += 1
         try:
@@ -424,6 +442,11 @@ class Crawler:
             row.status = "duplicate"
         await state.commit(item, row)
         store.append(row)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def crawl(rules: Rules, out_dir: Path, options: Options | None = None,

@@ -13,8 +13,8 @@ import re
 import string
 import unicodedata
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlsplit
+from pathlib import Path
+from urllib.parse import unquote
 
 from fivefold._common.errors import UsageError
 
@@ -63,7 +63,11 @@ def truncate_bytes(text: str, max_bytes: int) -> str:
 
 def extension_for(url: str, content_type: str | None) -> str:
     """``.jpg`` from the URL path if it looks like one, else from the content type."""
-    suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix.lower()
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    suffix = name[name.rfind("."):].lower() if "." in name else ""
+    if "%" in suffix:
+        suffix = unquote(suffix)
     if _EXT.match(suffix):
         return ".jpg" if suffix == ".jpeg" else suffix
     if content_type:
@@ -73,7 +77,7 @@ def extension_for(url: str, content_type: str | None) -> str:
 
 def url_stem(url: str) -> str:
     """The last path segment of ``url`` without its extension."""
-    name = PurePosixPath(unquote(urlsplit(url).path)).name
+    name = unquote(url.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1])
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
@@ -122,15 +126,20 @@ def numbered(name: str, number: int) -> str:
     return f"{stem}-{number}.{ext}"
 
 
+def check_name(name: str) -> None:
+    """Raises ``ValueError`` unless ``name`` is one path component within the byte limit."""
+    if not name or "/" in name or "\\" in name or name in {".", ".."} or "\x00" in name:
+        raise ValueError(f"unsafe file name {name!r}")
+    if len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        raise ValueError(f"file name longer than {NAME_MAX_BYTES} bytes: {name[:40]!r}...")
+
+
 def inside(root: Path, name: str, real_root: str | None = None) -> Path:
     """``root / name``, verified to be a direct child of ``root`` after resolving links.
 
     ``real_root`` is ``os.path.realpath(root)`` when the caller has it already.
     """
-    if not name or "/" in name or "\\" in name or name in {".", ".."} or "\x00" in name:
-        raise ValueError(f"unsafe file name {name!r}")
-    if len(name.encode("utf-8")) > NAME_MAX_BYTES:
-        raise ValueError(f"file name longer than {NAME_MAX_BYTES} bytes: {name[:40]!r}...")
+    check_name(name)
     path = root / name
     real_root = real_root if real_root is not None else os.path.realpath(root)
     if os.path.dirname(os.path.realpath(path)) != real_root:

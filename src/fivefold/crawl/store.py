@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fivefold._common.errors import FivefoldError
 from fivefold.crawl.manifest import FAILURES, MANIFEST, ManifestWriter, Row
-from fivefold.crawl.names import inside, numbered, render_name, safe_name, url_stem
+from fivefold.crawl.names import check_name, numbered, render_name, safe_name, url_stem
 from fivefold.crawl.state import Item, State
 
 STATE_DIR = ".fivefold-crawl"
@@ -31,7 +31,6 @@ class Store:
         self.state_dir = out_dir / STATE_DIR
         self.temp_dir = self.state_dir / "tmp"
         self.manifest = ManifestWriter(out_dir, MANIFEST)
-        self._real: str | None = None
 
     def prepare(self) -> None:
         """Creates the directories and proves they are writable, before any state is touched."""
@@ -69,24 +68,28 @@ class Store:
                         title: str | None, host: str) -> Iterator[str]:
         """Names for a new file, best first, skipping ones already on disk."""
         stem = url_stem(item.url)
-        raw = render_name(template, {
-            "title": title or stem, "stem": stem, "sha256": sha256, "ext": ext,
-            "index": item.index, "host": host, "page": url_stem(str(item.meta.get("page") or "")),
-        })
+        if template == "{title}{ext}":  # the default: skip the formatter
+            raw = (title or stem) + ext
+        else:
+            raw = render_name(template, {
+                "title": title or stem, "stem": stem, "sha256": sha256, "ext": ext,
+                "index": item.index, "host": host, "page": url_stem(str(item.meta.get("page") or "")),
+            })
         name = safe_name(raw, ext, fallback=stem or sha256[:16])
+        root = str(self.root)
         for number in range(1, 100_000):
             candidate = numbered(name, number)
-            path = inside(self.root, candidate, self._real_root())
-            if not os.path.lexists(path):
+            check_name(candidate)
+            # Nothing exists under this name (not even a link), so it resolves inside the root.
+            if not os.path.lexists(os.path.join(root, candidate)):
                 yield candidate
 
     def place(self, temp: Path, name: str) -> None:
-        os.replace(temp, inside(self.root, name, self._real_root()))
-
-    def _real_root(self) -> str:
-        if self._real is None:
-            self._real = os.path.realpath(self.root)
-        return self._real
+        check_name(name)
+        target = os.path.join(self.root, name)
+        if os.path.islink(target):  # planted after the name was chosen: never write through it
+            raise ValueError(f"file name {name!r} is a symbolic link")
+        os.replace(temp, target)
 
     async def recover(self, state: State) -> int:
         """Finishes or drops the reservations a crash interrupted; returns how many were finished."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from fivefold._common.errors import UsageError
@@ -22,6 +24,9 @@ def canonical(url: str, base: str | None = None) -> str | None:
     if not url:
         return None
     if base is not None:
+        if _SIMPLE_PATH.match(url):
+            # The common case, an absolute path of plain characters: no parsing needed.
+            return _origin("/".join(base.split("/", 3)[:3])) + url
         url = urljoin(base, url)
     try:
         parts = urlsplit(url)
@@ -42,6 +47,19 @@ def canonical(url: str, base: str | None = None) -> str | None:
         pairs = sorted(parse_qsl(parts.query, keep_blank_values=True))
         query = urlencode(pairs, quote_via=quote)
     return urlunsplit((scheme, host, path, query, ""))
+
+
+_SIMPLE_PATH = re.compile(r"^/(?:[A-Za-z0-9_~-]+[A-Za-z0-9_.~-]*/?)*$")
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(base: str) -> str:
+    """``scheme://host[:port]`` of a base URL, canonicalised."""
+    canon = canonical(base)
+    if canon is None:
+        raise ValueError(base)
+    parts = urlsplit(canon)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _remove_dot_segments(path: str) -> str:
