@@ -108,3 +108,21 @@ def test_warn_is_not_fatal_and_bug_is() -> None:
     assert [c.title for c in bug] == ["kernel BUG in foo_remove"]
     assert warn[0].kind == "WARNING" and not warn[0].fatal and not warn[0].panicked
     assert bug[0].fatal
+
+
+def test_hard_lockup_is_a_hang() -> None:
+    log = (
+        "[ 50.1] NMI watchdog: Watchdog detected hard LOCKUP on cpu 2\n"
+        "[ 50.1] CPU: 2 PID: 77 Comm: spin Not tainted 6.1.0 #1\n"
+        "[ 50.1] RIP: 0010:spin_forever+0x10/0x20\n"
+        "[ 50.1] Call Trace:\n"
+        "[ 50.1]  <TASK>\n"
+        "[ 50.1]  spin_forever+0x10/0x20\n"
+        "[ 50.1]  do_spin_ioctl+0x33/0x50\n"
+        "[ 50.1]  vfs_ioctl+0x1c/0x40\n"
+        "[ 50.1]  </TASK>\n"
+        "[ 50.2] Kernel panic - not syncing: Hard LOCKUP\n"
+    )
+    (crash,) = parse(log)
+    assert crash.title == "BUG: hard lockup in do_spin_ioctl"
+    assert crash.type == "HANG" and crash.panicked

@@ -60,6 +60,7 @@ STREAM_NEEDLES: tuple[bytes, ...] = (
     b"VFS: Busy inodes",
     b"Alignment trap:",
     b"SYZFA",
+    b"hard LOCKUP",
 )
 
 

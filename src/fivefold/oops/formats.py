@@ -453,6 +453,9 @@ LINUX_OOPSES: tuple[Oops, ...] = (
     BUG,
     WARNING,
     INFO,
+    # The NMI watchdog: a CPU spinning with interrupts off (syzkaller has no entry for it).
+    _simple("Watchdog detected hard LOCKUP", "Watchdog detected hard LOCKUP on cpu",
+            "BUG: hard lockup in {0}", stack=_rip_stack(extractor="stall"), alt=("stall in {0}",)),
     # x86 breakpoint trap in kernel code (a BUG on some configs, a stray int3 otherwise).
     _simple("Oops: int3:", "Oops: int3:", "int3 in {0}", stack=_rip_stack()),
     _simple("Unable to handle kernel",
