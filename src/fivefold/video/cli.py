@@ -95,7 +95,10 @@ def vae_train_cmd(
 @click.option(
     "--cache", type=click.Path(path_type=Path), default=None, help="Latent cache (built if absent)."
 )
-@click.option("--clips", type=int, default=12000, show_default=True, help="Clips in a new cache.")
+@click.option("--clips", type=int, default=8000, show_default=True, help="Clips in a new cache.")
+@click.option(
+    "--text-cache", type=click.Path(path_type=Path), default=None, help="Prompt-embedding cache file."
+)
 @click.option("--frames", type=int, default=9, show_default=True)
 @click.option("--size", default="32x32", show_default=True)
 @click.option("--hidden", type=int, default=128, show_default=True)
@@ -121,6 +124,7 @@ def train_cmd(
     out: Path,
     cache: Path | None,
     clips: int,
+    text_cache: Path | None,
     frames: int,
     size: str,
     hidden: int,
@@ -168,10 +172,12 @@ def train_cmd(
     if cache_path.is_file():
         lc = LatentCache.load(cache_path)
     else:
+        encoder = TextEncoder(text_cache)
         lc = build_cache(
-            vae, TextEncoder(), clips=clips, frames=frames, height=height, width=width, seed=seed, echo=True
+            vae, encoder, clips=clips, frames=frames, height=height, width=width, seed=seed, echo=True
         )
         lc.save(cache_path)
+        encoder.save()
     mc = DiTConfig(
         hidden=hidden,
         depth=depth,
