@@ -130,19 +130,6 @@ class RawReport:
     lines_end: int  # where the last of those lines ends
 
 
-def _lines(text: str, start: int = 0) -> list[tuple[int, int]]:
-    spans = []
-    pos = start
-    size = len(text)
-    while pos < size:
-        nl = text.find("\n", pos)
-        if nl == -1:
-            nl = size
-        spans.append((pos, nl))
-        pos = nl + 1
-    return spans
-
-
 @cache
 def _header_automaton() -> Any:
     """Aho-Corasick over the table's headers (ahocorasick-rs), or None: then the regex is used."""
@@ -221,21 +208,20 @@ def cut_report(
     first_nl = text.find("\n", start)
     context = _context(text[start : first_nl if first_nl != -1 else len(text)])
     max_prefix = 50 if TASK_CONTEXT.search(context) else 5
+    # Up to max_prefix lines of the same context before the header, read backwards (at most
+    # 64 KB back): they often say what led to the crash.
     prefix: list[str] = []
-    # Only the last lines before the header can be prefix; scanning further back is wasted work.
-    back = max(0, start - 64 * 1024)
-    if back:
-        back = text.find("\n", back) + 1
-    for ls, le in _lines(text[:start], back):
-        line = text[ls:le]
-        if line.endswith("\r"):
-            line = line[:-1]
+    limit = max(0, start - 64 * 1024)
+    end_pos = start - 1
+    while end_pos > limit and len(prefix) < max_prefix:
+        line_start = text.rfind("\n", 0, end_pos) + 1
+        line = text[line_start:end_pos].rstrip("\r")
+        end_pos = line_start - 1
         ctx = _context(line)
         stripped, questionable = _strip(line, ctx)
         if ctx == context and stripped and not questionable:
             prefix.append(stripped)
-            if len(prefix) > max_prefix:
-                prefix.pop(0)
+    prefix.reverse()
     report: list[str] = []
     report_len = 0
     report_end = 0
