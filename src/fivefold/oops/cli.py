@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -70,12 +70,16 @@ def analyze(
     raws: list[tuple[str, bytes]] = []
     results: list[LogResult] = []
     for log in logs:
-        data = _read(log)
         name = "<stdin>" if log == "-" else log
-        crashes = analyze_log(data, name=name)
+        if mail_to:
+            # The raw log goes along as an attachment, so it is read whole.
+            data = _read(log)
+            crashes, size = analyze_log(data, name=name), len(data)
+            raws.append((name, data))
+        else:
+            crashes, size = _stream(log, name)
         backend = symbolize(crashes, vmlinux, modules) if vmlinux is not None and crashes else None
-        results.append(LogResult(name=name, crashes=crashes, size=len(data), symbolizer=backend))
-        raws.append((name, data))
+        results.append(LogResult(name=name, crashes=crashes, size=size, symbolizer=backend))
     if fmt == "json":
         output = dumps(to_document(results)) + "\n"
     elif fmt == "markdown":
@@ -89,6 +93,41 @@ def analyze(
         click.echo(f"mailed the report to {', '.join(mail_to)}", err=True)
     if fail_on_crash and found:
         raise FivefoldError(f"{found} crash(es) found")
+
+
+def _stream(log: str, name: str) -> tuple[list[Crash], int]:
+    """The crashes of one log read as a stream (memory of one report, any log size)."""
+    from fivefold.oops.api import decode_code, parse_stream
+
+    class Counting:
+        def __init__(self, raw: BinaryIO) -> None:
+            self.raw, self.size = raw, 0
+
+        def read(self, n: int = -1) -> bytes:
+            data = self.raw.read(n)
+            self.size += len(data)
+            return data
+
+    try:
+        handle = sys.stdin.buffer if log == "-" else open(log, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise FivefoldError(f"{log}: no such file") from None
+    except IsADirectoryError:
+        raise FivefoldError(f"{log}: is a directory, expected a log file") from None
+    except OSError as exc:
+        raise FivefoldError(f"{log}: cannot read: {exc.strerror}") from None
+    counting = Counting(handle)
+    try:
+        crashes = list(parse_stream(counting))  # type: ignore[arg-type]
+    except OSError as exc:
+        raise FivefoldError(f"{log}: cannot read: {exc.strerror}") from None
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
+    for crash in crashes:
+        crash.source = name
+        decode_code(crash)
+    return crashes, counting.size
 
 
 def _check_vmlinux(path: Path) -> None:
