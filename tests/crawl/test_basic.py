@@ -92,3 +92,12 @@ def test_name_template_and_types(serve, tmp_path: Path) -> None:
     summary = run_crawl(served.start, other, types=("text/*",))
     assert summary.stored_files == 0 and summary.failed_files == 3
     assert all("not allowed" in r.error for r in read_manifest(other) if r.error)
+
+
+def test_restart_refetches_pages_but_keeps_files(serve, tmp_path: Path) -> None:
+    served = serve(index_pages=1, per_page=3)
+    out = tmp_path / "out"
+    run_crawl(served.start, out)
+    again = run_crawl(served.start, out, options=Options(concurrency=4, per_host=4, restart=True))
+    assert again.pages == 4 and again.downloads == 0
+    check_complete(out, served.site)

@@ -122,3 +122,21 @@ def test_sizes_and_flags() -> None:
     assert parse_size("500KB") == 500 << 10 and parse_size("1.5 GiB") == int(1.5 * (1 << 30))
     with pytest.raises(UsageError, match="no start URL"):
         rules_from_flags([], follow=[], media=[], title=None, fields={}, paginate=None, allow=[], deny=[])
+
+
+def test_repeated_429_slow_the_whole_host() -> None:
+    from fivefold.crawl.politeness import PENALTY_AFTER, Host
+
+    host = Host("h", slots=4)
+    host.load_robots(None, "ua", 0.0)
+    for _ in range(PENALTY_AFTER - 1):
+        host.refused(100.0)
+    assert host.interval() == 0.0  # a stray 429 or two changes nothing
+    host.refused(100.0)
+    first = host.interval()
+    assert first > 0 and host.ready_at(100.0) == 100.0 + first
+    host.refused(100.0)
+    assert host.interval() == 2 * first
+    for _ in range(10):
+        host.succeeded()
+    assert host.interval() == 0.0
