@@ -16,12 +16,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def _time(step: Callable[[], Any], min_time: float) -> float:
@@ -54,8 +55,12 @@ def data(name: str) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     if name == "line":
         x = rng.standard_normal((5, 1)).astype(np.float32)
-        return {"x": x, "y": (3 * x + 1).astype(np.float32), "a": np.array([0.5], np.float32),
-                "b": np.array([0.0], np.float32)}
+        return {
+            "x": x,
+            "y": (3 * x + 1).astype(np.float32),
+            "a": np.array([0.5], np.float32),
+            "b": np.array([0.0], np.float32),
+        }
     if name == "mlp2":
         sizes = [2, 16, 16, 1]
         n = 100
@@ -67,7 +72,7 @@ def data(name: str) -> dict[str, np.ndarray]:
         out["y"] = rng.standard_normal((n, 1)).astype(np.float32)
     else:
         out["y"] = rng.integers(0, 10, n)
-    for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (fi, fo) in enumerate(itertools.pairwise(sizes)):
         bound = 1 / np.sqrt(fi)
         out[f"W{i}"] = rng.uniform(-bound, bound, (fo, fi)).astype(np.float32)
         out[f"b{i}"] = rng.uniform(-bound, bound, (fo,)).astype(np.float32)
@@ -123,10 +128,12 @@ def autograd_step(name: str, d: dict[str, np.ndarray]) -> Callable[[], Any]:
     params = [v.copy() for k, v in d.items() if k not in ("x", "y")]
 
     if name == "line":
+
         def loss(ps: list[Any]) -> Any:
             a, b = ps
             return anp.mean((a * x + b - y) ** 2)
     elif name == "mlp2":
+
         def loss(ps: list[Any]) -> Any:
             W0, b0, W1, b1, W2, b2 = ps
             h = anp.maximum(anp.dot(x, W0.T) + b0, 0)
@@ -182,7 +189,10 @@ def micrograd_step(name: str, d: dict[str, np.ndarray]) -> Callable[[], Any] | N
             for xi, yi in zip(x, y, strict=True):
                 h: list[Any] = list(xi)
                 for li, (W, bb) in enumerate(layers):
-                    h = [sum((w * hv for w, hv in zip(row, h, strict=True)), bv) for row, bv in zip(W, bb, strict=True)]
+                    h = [
+                        sum((w * hv for w, hv in zip(row, h, strict=True)), bv)
+                        for row, bv in zip(W, bb, strict=True)
+                    ]
                     if li < 2:
                         h = [v.relu() for v in h]
                 total = total + (h[0] - yi) ** 2
@@ -200,7 +210,9 @@ def micrograd_step(name: str, d: dict[str, np.ndarray]) -> Callable[[], Any] | N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
     parser.add_argument("--min-time", type=float, default=None)
     args = parser.parse_args()
@@ -211,9 +223,13 @@ def main() -> None:
     torch.set_num_threads(1)
     import fivefold.grad as fg
 
-    print(f"numpy {np.__version__}, torch {torch.__version__}, single-threaded BLAS; seconds per training step")
-    header = f"{'workload':<8} {'fivefold':>10} {'torch':>10} {'autograd':>10} {'micrograd':>10}" \
-             f" {'ff/torch':>9} {'autograd/ff':>12} {'micro/ff':>9}"
+    print(
+        f"numpy {np.__version__}, torch {torch.__version__}, single-threaded BLAS; seconds per training step"
+    )
+    header = (
+        f"{'workload':<8} {'fivefold':>10} {'torch':>10} {'autograd':>10} {'micrograd':>10}"
+        f" {'ff/torch':>9} {'autograd/ff':>12} {'micro/ff':>9}"
+    )
     print(header)
     for name in ("line", "mlp2", "mnist"):
         d = data(name)
@@ -224,8 +240,10 @@ def main() -> None:
         mg = _time(mg_step, min_time) if mg_step is not None else float("nan")
         mg_text = f"{mg * 1e6:8.1f}us" if mg == mg else "       n/a"
         ratio_mg = f"{mg / ff:8.1f}x" if mg == mg else "      n/a"
-        print(f"{name:<8} {ff * 1e6:8.1f}us {th * 1e6:8.1f}us {ag * 1e6:8.1f}us {mg_text} {ff / th:8.2f}x "
-              f"{ag / ff:11.1f}x {ratio_mg}")
+        print(
+            f"{name:<8} {ff * 1e6:8.1f}us {th * 1e6:8.1f}us {ag * 1e6:8.1f}us {mg_text} {ff / th:8.2f}x "
+            f"{ag / ff:11.1f}x {ratio_mg}"
+        )
     print("targets: ff/torch <= 0.6 (line, mlp2), <= 1.2 (mnist); autograd/ff >= 2 everywhere")
 
 

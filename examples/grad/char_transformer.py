@@ -61,8 +61,8 @@ def main(steps: int = 60, context: int = 16, batch: int = 16, seed: int = 0) -> 
     losses = []
     for _ in range(steps):
         starts = rng.integers(0, len(data) - context - 1, batch)
-        x = fg.tensor(np.stack([data[s:s + context] for s in starts]))
-        y = fg.tensor(np.stack([data[s + 1:s + context + 1] for s in starts]))
+        x = fg.tensor(np.stack([data[s : s + context] for s in starts]))
+        y = fg.tensor(np.stack([data[s + 1 : s + context + 1] for s in starts]))
         logits = model(x)
         loss = fg.nn.functional.cross_entropy(logits.reshape(-1, len(chars)), y.reshape(-1))
         opt.zero_grad()

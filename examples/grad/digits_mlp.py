@@ -17,4 +17,7 @@ def main(epochs: int = 25) -> dict[str, Any]:
 
 if __name__ == "__main__":
     result = main()
-    print(f"test accuracy {result['accuracy']:.2%}; loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}")
+    print(
+        f"test accuracy {result['accuracy']:.2%}; "
+        f"loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}"
+    )

@@ -35,4 +35,7 @@ def main(lib: Any = fivefold.grad) -> dict[str, dict[str, Any]]:
 
 if __name__ == "__main__":
     for name, run in main().items():
-        print(f"{name}: a={run['a']:.4g} b={run['b']:.4g} loss {run['losses'][0]:.3g} -> {run['losses'][-1]:.3g}")
+        print(
+            f"{name}: a={run['a']:.4g} b={run['b']:.4g} "
+            f"loss {run['losses'][0]:.3g} -> {run['losses'][-1]:.3g}"
+        )

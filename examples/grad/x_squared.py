@@ -15,7 +15,7 @@ def main(lib: Any = fivefold.grad, start: float = 5.0, lr: float = 0.1, steps: i
     x = lib.tensor(start, requires_grad=True)
     trajectory = [x.item()]
     for _ in range(steps):
-        loss = x ** 2
+        loss = x**2
         loss.backward()
         with lib.no_grad():
             x -= lr * x.grad

@@ -36,8 +36,10 @@ def assert_close(ff: Any, th: Any, dtype: Any = np.float32, scale: float = 1.0) 
 
 def pair(arr: np.ndarray, requires_grad: bool = True) -> tuple[Any, Any]:
     """The same array as a fivefold tensor and a torch tensor (both leaves)."""
-    return (fg.tensor(arr.copy(), requires_grad=requires_grad),
-            torch.tensor(arr.copy(), requires_grad=requires_grad))
+    return (
+        fg.tensor(arr.copy(), requires_grad=requires_grad),
+        torch.tensor(arr.copy(), requires_grad=requires_grad),
+    )
 
 
 @pytest.fixture

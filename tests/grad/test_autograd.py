@@ -38,7 +38,7 @@ def test_accumulation_and_zero() -> None:
             (x * x).sum().backward()
             out.append(x.grad.clone())
         x.grad.zero_()
-        (x ** 3).sum().backward()
+        (x**3).sum().backward()
         out.append(x.grad)
         return out
 
@@ -83,11 +83,26 @@ def test_graph_without_saved_tensors_can_run_twice() -> None:
         assert x.grad.tolist() == [4.0, 4.0]
 
 
-@pytest.mark.parametrize("name", ["cube", "tanh", "sigmoid", "softmax", "matmul", "exp_log", "layer_norm",
-                                  "div", "pow_tt", "mse", "logsumexp", "gelu"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cube",
+        "tanh",
+        "sigmoid",
+        "softmax",
+        "matmul",
+        "exp_log",
+        "layer_norm",
+        "div",
+        "pow_tt",
+        "mse",
+        "logsumexp",
+        "gelu",
+    ],
+)
 def test_higher_order_gradients(name: str) -> None:
     fns = {
-        "cube": lambda L, x: (x ** 3).sum(),
+        "cube": lambda L, x: (x**3).sum(),
         "tanh": lambda L, x: x.tanh().sum(),
         "sigmoid": lambda L, x: (x.sigmoid() * x).sum(),
         "softmax": lambda L, x: (x.softmax(-1) * L.arange(3.0)).sum(),
@@ -122,7 +137,7 @@ def test_higher_order_gradients(name: str) -> None:
 def test_create_graph_grad_has_grad_fn_and_backward_accumulates() -> None:
     for L in (fg, torch):
         x = L.tensor([2.0], requires_grad=True)
-        (x ** 3).sum().backward(create_graph=True)
+        (x**3).sum().backward(create_graph=True)
         assert x.grad.requires_grad and x.grad.grad_fn is not None
         g = x.grad
         x.grad = None
@@ -228,8 +243,20 @@ def test_grad_mode_is_thread_local() -> None:
     assert result == {"enabled": True, "rg": True}
 
 
-@pytest.mark.parametrize("name", ["mul_", "exp_", "view_mul", "setitem", "setitem_adv", "leaf_no_grad_setitem",
-                                  "iadd", "view_chain", "copy_"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mul_",
+        "exp_",
+        "view_mul",
+        "setitem",
+        "setitem_adv",
+        "leaf_no_grad_setitem",
+        "iadd",
+        "view_chain",
+        "copy_",
+    ],
+)
 def test_inplace_on_nonleaf_matches_torch(name: str) -> None:
     def run(L: Any) -> list[Any]:
         x = L.tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -262,8 +289,11 @@ def test_inplace_on_nonleaf_matches_torch(name: str) -> None:
         return [y, x.grad, w.grad, L.tensor(float(y._version))]
 
     f, t = both(run)
-    assert type(f[0].grad_fn).__name__ == type(t[0].grad_fn).__name__ or name in ("view_chain", "iadd",
-                                                                                 "leaf_no_grad_setitem")
+    assert type(f[0].grad_fn).__name__ == type(t[0].grad_fn).__name__ or name in (
+        "view_chain",
+        "iadd",
+        "leaf_no_grad_setitem",
+    )
     for a, b in zip(f, t, strict=True):
         if b is None:
             assert a is None
@@ -305,8 +335,15 @@ def test_subgradient_conventions() -> None:
     def run(L: Any) -> list[Any]:
         x = L.tensor([-1.0, 0.0, 2.0, 2.0], requires_grad=True)
         grads = []
-        for f in (lambda t: t.relu(), lambda t: t.abs(), lambda t: t.max(), lambda t: t.clamp(0, 2),
-                  lambda t: L.maximum(t, L.zeros(4)), lambda t: t.amax(0), lambda t: t.sqrt()):
+        for f in (
+            lambda t: t.relu(),
+            lambda t: t.abs(),
+            lambda t: t.max(),
+            lambda t: t.clamp(0, 2),
+            lambda t: L.maximum(t, L.zeros(4)),
+            lambda t: t.amax(0),
+            lambda t: t.sqrt(),
+        ):
             x.grad = None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -322,21 +359,27 @@ def test_anomaly_detection_names_the_op() -> None:
     x = fg.tensor([0.0, 1.0], requires_grad=True)
     with warnings.catch_warnings(record=True), fg.autograd.detect_anomaly():
         y = (x.sqrt() * 0).sum()
-        with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan values in its 0th output."):
+        with pytest.raises(
+            RuntimeError, match=r"Function 'SqrtBackward0' returned nan values in its 0th output."
+        ):
             y.backward()
     x2 = torch.tensor([0.0, 1.0], requires_grad=True)
     with warnings.catch_warnings(record=True), torch.autograd.detect_anomaly():
         y2 = (x2.sqrt() * 0).sum()
-        with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan values in its 0th output."):
+        with pytest.raises(
+            RuntimeError, match=r"Function 'SqrtBackward0' returned nan values in its 0th output."
+        ):
             y2.backward()
 
 
 def test_reprs_match_torch() -> None:
-    for make in (lambda L: L.tensor([1.0, 2.0], requires_grad=True) * 2,
-                 lambda L: L.tensor([[1.23456789, 2.0], [3.0, 4.0]]),
-                 lambda L: L.tensor([1, 2]),
-                 lambda L: L.tensor(1.5),
-                 lambda L: L.ones(2, 3, requires_grad=True),
-                 lambda L: (L.tensor([1.0, 2.0], requires_grad=True) * 2).sum(),
-                 lambda L: L.tensor([True, False])):
+    for make in (
+        lambda L: L.tensor([1.0, 2.0], requires_grad=True) * 2,
+        lambda L: L.tensor([[1.23456789, 2.0], [3.0, 4.0]]),
+        lambda L: L.tensor([1, 2]),
+        lambda L: L.tensor(1.5),
+        lambda L: L.ones(2, 3, requires_grad=True),
+        lambda L: (L.tensor([1.0, 2.0], requires_grad=True) * 2).sum(),
+        lambda L: L.tensor([True, False]),
+    ):
         assert repr(make(fg)) == repr(make(torch))

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"grad_example_{name}", ROOT / "examples" / "grad" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"grad_example_{name}", ROOT / "examples" / "grad" / f"{name}.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -97,11 +99,26 @@ def test_gradcheck_command() -> None:
 
 def test_cli_errors_are_one_line() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    bad = subprocess.run([sys.executable, "-m", "fivefold", "grad", "graph", "(x *"], capture_output=True,
-                         text=True, env=env, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "fivefold", "grad", "graph", "(x *"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 2
-    assert bad.stderr.strip().startswith("fivefold grad: invalid expression") and "Traceback" not in bad.stderr
-    fails = subprocess.run([sys.executable, "-m", "fivefold", "grad", "graph", "x @ y.reshape(1, 3)"],
-                           capture_output=True, text=True, env=env, timeout=120)
+    assert (
+        bad.stderr.strip().startswith("fivefold grad: invalid expression") and "Traceback" not in bad.stderr
+    )
+    fails = subprocess.run(
+        [sys.executable, "-m", "fivefold", "grad", "graph", "x @ y.reshape(1, 3)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert fails.returncode == 1
-    assert "mat1 and mat2 shapes cannot be multiplied (1x3 and 1x3)" in fails.stderr and len(fails.stderr.strip().splitlines()) == 1
+    assert (
+        "mat1 and mat2 shapes cannot be multiplied (1x3 and 1x3)" in fails.stderr
+        and len(fails.stderr.strip().splitlines()) == 1
+    )

@@ -32,8 +32,24 @@ def test_gradcheck(op: Op) -> None:
     assert fg.autograd.gradcheck(lambda *xs: op.fn(fg, *xs), inputs, eps=1e-6, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mul", "div", "tanh", "sigmoid", "softmax", "log_softmax", "matmul", "exp",
-                                  "logsumexp", "var", "pow_tt", "layer_norm", "mse"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mul",
+        "div",
+        "tanh",
+        "sigmoid",
+        "softmax",
+        "log_softmax",
+        "matmul",
+        "exp",
+        "logsumexp",
+        "var",
+        "pow_tt",
+        "layer_norm",
+        "mse",
+    ],
+)
 def test_gradgradcheck(name: str) -> None:
     op = next(o for o in OPS if o.name == name)
     assert fg.autograd.gradgradcheck(lambda *xs: op.fn(fg, *xs), _inputs(op), eps=1e-6, atol=1e-4)
@@ -47,6 +63,8 @@ def test_gradcheck_catches_a_wrong_formula() -> None:
     cls.formula = staticmethod(lambda g, x, y, ops: g * ops.cos(x) * 1.01)
     try:
         with pytest.raises(GradcheckError, match="Jacobian mismatch"):
-            fg.autograd.gradcheck(lambda x: x.sin(), [fg.tensor([0.3, 0.5], dtype=fg.float64, requires_grad=True)])
+            fg.autograd.gradcheck(
+                lambda x: x.sin(), [fg.tensor([0.3, 0.5], dtype=fg.float64, requires_grad=True)]
+            )
     finally:
         cls.formula = original

@@ -66,12 +66,14 @@ class Lockstep(RuleBasedStateMachine):
     def unary(self, name: str, i: int) -> None:
         def go(lib: Any) -> None:
             self.pool[lib].append(UNARY[name](self._source(lib, i)))
+
         self._both(go)
 
     @rule(name=st.sampled_from(sorted(BINARY)), i=st.integers(0, 20), j=st.integers(0, 20))
     def binary(self, name: str, i: int, j: int) -> None:
         def go(lib: Any) -> None:
             self.pool[lib].append(BINARY[name](self._source(lib, i), self._source(lib, j)))
+
         self._both(go)
 
     @precondition(lambda self: self.pool[fg])
@@ -80,6 +82,7 @@ class Lockstep(RuleBasedStateMachine):
         def go(lib: Any) -> None:
             t = self.pool[lib][i % len(self.pool[lib])]
             (t * t).sum().backward(retain_graph=retain)
+
         self._both(go)
 
     @rule(set_to_none=st.booleans())
@@ -100,6 +103,7 @@ class Lockstep(RuleBasedStateMachine):
                     leaf.sub_(leaf.grad * lr)
                 else:
                     leaf.mul_(0.9)
+
         self._both(go)
 
     @precondition(lambda self: self.pool[fg])
@@ -108,6 +112,7 @@ class Lockstep(RuleBasedStateMachine):
         def go(lib: Any) -> None:
             t = self.pool[lib][i % len(self.pool[lib])]
             t.mul_(1.5)
+
         self._both(go)
 
     @rule(k=st.integers(0, 1))
@@ -120,6 +125,7 @@ class Lockstep(RuleBasedStateMachine):
         def go(lib: Any) -> None:
             t = self.pool[lib][i % len(self.pool[lib])]
             self.pool[lib].append(t.detach() * 2)
+
         self._both(go)
 
     @rule()
@@ -127,6 +133,7 @@ class Lockstep(RuleBasedStateMachine):
         def go(lib: Any) -> None:
             with lib.no_grad():
                 self.pool[lib].append(self.leaves[lib][0] * self.leaves[lib][1])
+
         self._both(go)
 
     @invariant()

@@ -12,10 +12,11 @@ from tests.grad.conftest import fg, torch
 CASES = {
     "implicit_grad_non_scalar": "x = L.ones(3, requires_grad=True); (x * 2).backward()",
     "second_backward": "x = L.ones(3, requires_grad=True); y = (x * x).sum(); y.backward(); y.backward()",
-    "second_backward_scalar_mul": "x = L.ones(3, requires_grad=True); y = (x * 2).sum(); y.backward(); y.backward()",
+    "second_backward_scalar_mul": "x = L.ones(3, requires_grad=True); y = (x * 2).sum(); y.backward(); "
+    "y.backward()",
     "second_backward_exp": "x = L.ones(3, requires_grad=True); y = x.exp().sum(); y.backward(); y.backward()",
     "autograd_grad_twice": "x = L.ones(3, requires_grad=True); y = (x * x).sum(); L.autograd.grad(y, x); "
-                           "L.autograd.grad(y, x)",
+    "L.autograd.grad(y, x)",
     "inplace_leaf": "x = L.ones(3, requires_grad=True); x.add_(1)",
     "inplace_leaf_iadd": "x = L.ones(3, requires_grad=True); x += 1",
     "inplace_leaf_zero": "x = L.ones(3, requires_grad=True); x.zero_()",
@@ -26,9 +27,10 @@ CASES = {
     "backward_no_grad": "x = L.ones(3); x.sum().backward()",
     "backward_detached": "x = L.ones(3, requires_grad=True); x.sum().detach().backward()",
     "backward_under_no_grad": "x = L.ones(3, requires_grad=True)\nwith L.no_grad():\n    y = (x * 2).sum()\n"
-                              "y.backward()",
+    "y.backward()",
     "grad_shape_mismatch": "x = L.ones(3, requires_grad=True); (x * 2).backward(L.ones(2))",
-    "grad_outputs_shape_mismatch": "x = L.ones(3, requires_grad=True); L.autograd.grad(x.sum(), x, L.ones(2))",
+    "grad_outputs_shape_mismatch": "x = L.ones(3, requires_grad=True); "
+    "L.autograd.grad(x.sum(), x, L.ones(2))",
     "numpy_requires_grad": "x = L.ones(3, requires_grad=True); x.numpy()",
     "numpy_nonleaf": "x = L.ones(3, requires_grad=True); (x * 2).numpy()",
     "requires_grad_int_ctor": "L.ones(3, dtype=L.long, requires_grad=True)",
@@ -36,17 +38,19 @@ CASES = {
     "requires_grad_int_method": "L.ones(3, dtype=L.long).requires_grad_()",
     "requires_grad_nonleaf_false": "x = L.ones(3, requires_grad=True); y = x * 2; y.requires_grad = False",
     "saved_tensor_modified": "x = L.ones(3, requires_grad=True); y = x * 2; z = (y * y).sum(); y.add_(1); "
-                             "z.backward()",
+    "z.backward()",
     "saved_output_modified": "x = L.ones(3, requires_grad=True); y = x.exp(); z = y.sum(); y.add_(1); "
-                             "z.backward()",
+    "z.backward()",
     "saved_leaf_modified_no_grad": "x = L.ones(3, requires_grad=True); z = (x * x).sum()\n"
-                                   "with L.no_grad():\n    x.add_(1)\nz.backward()",
-    "saved_constant_modified": "x = L.ones(3, requires_grad=True); c = L.ones(3); z = (x * c).sum(); c.add_(1); "
-                               "z.backward()",
-    "saved_double_modified": "x = L.ones(2, 3, dtype=L.float64, requires_grad=True); y = x.tanh(); s = y.sum(); "
-                             "y.mul_(2); s.backward()",
+    "with L.no_grad():\n    x.add_(1)\nz.backward()",
+    "saved_constant_modified": "x = L.ones(3, requires_grad=True); c = L.ones(3); z = (x * c).sum(); "
+    "c.add_(1); "
+    "z.backward()",
+    "saved_double_modified": "x = L.ones(2, 3, dtype=L.float64, requires_grad=True); y = x.tanh(); "
+    "s = y.sum(); "
+    "y.mul_(2); s.backward()",
     "unused_input": "x = L.ones(3, requires_grad=True); y = L.ones(3, requires_grad=True); "
-                    "L.autograd.grad((x * 2).sum(), [x, y])",
+    "L.autograd.grad((x * 2).sum(), [x, y])",
     "grad_input_no_grad": "x = L.ones(3, requires_grad=True); y = L.ones(3); L.autograd.grad(x.sum(), y)",
     "broadcast_add": "L.ones(3) + L.ones(2)",
     "broadcast_mul_2d": "L.ones(2, 3) * L.ones(4, 1, 2)",

@@ -17,7 +17,9 @@ def _copy_weights(src: Any, dst: Any) -> None:
             p2.copy_(torch.tensor(p1.detach().numpy()))
 
 
-def _compare_module(ff_mod: Any, th_mod: Any, inputs: list[np.ndarray], call: Any = None, scale: float = 1.0) -> None:
+def _compare_module(
+    ff_mod: Any, th_mod: Any, inputs: list[np.ndarray], call: Any = None, scale: float = 1.0
+) -> None:
     _copy_weights(ff_mod, th_mod)
     call = call or (lambda m, *xs: m(*xs))
     outs = []
@@ -65,8 +67,9 @@ def test_embedding_layernorm_dropout_eval() -> None:
 
 def test_conv2d_and_pooling() -> None:
     for kwargs in ({"stride": 1, "padding": 1}, {"stride": 2, "padding": 0, "dilation": 2}, {"groups": 2}):
-        _compare_module(fg.nn.Conv2d(4, 6, 3, **kwargs), torch.nn.Conv2d(4, 6, 3, **kwargs), [f32(2, 4, 7, 7)],
-                        scale=5)
+        _compare_module(
+            fg.nn.Conv2d(4, 6, 3, **kwargs), torch.nn.Conv2d(4, 6, 3, **kwargs), [f32(2, 4, 7, 7)], scale=5
+        )
     for L_pool in ("max", "avg"):
         outs = []
         for lib in (fg, torch):
@@ -110,8 +113,10 @@ def test_multihead_attention(batch_first: bool) -> None:
     assert_close(w_ff, w_th, scale=10)
 
 
-@pytest.mark.parametrize("loss", ["mse", "ce", "ce_weight_ignore", "ce_sum", "ce_smooth", "ce_probs", "nll_none",
-                                  "bce", "bce_pos_weight"])
+@pytest.mark.parametrize(
+    "loss",
+    ["mse", "ce", "ce_weight_ignore", "ce_sum", "ce_smooth", "ce_probs", "nll_none", "bce", "bce_pos_weight"],
+)
 def test_losses(loss: str) -> None:
     x = f32(6, 4)
     target = np.array([0, 3, 1, 1, 2, 0])
@@ -120,15 +125,19 @@ def test_losses(loss: str) -> None:
     fns = {
         "mse": lambda L, a: L.nn.functional.mse_loss(a, L.tensor(probs)),
         "ce": lambda L, a: L.nn.functional.cross_entropy(a, L.tensor(target)),
-        "ce_weight_ignore": lambda L, a: L.nn.CrossEntropyLoss(weight=L.tensor([1.0, 2.0, 0.5, 1.0]),
-                                                               ignore_index=1)(a, L.tensor(target)),
+        "ce_weight_ignore": lambda L, a: L.nn.CrossEntropyLoss(
+            weight=L.tensor([1.0, 2.0, 0.5, 1.0]), ignore_index=1
+        )(a, L.tensor(target)),
         "ce_sum": lambda L, a: L.nn.functional.cross_entropy(a, L.tensor(target), reduction="sum"),
         "ce_smooth": lambda L, a: L.nn.functional.cross_entropy(a, L.tensor(target), label_smoothing=0.1),
         "ce_probs": lambda L, a: L.nn.functional.cross_entropy(a, L.tensor(probs)),
-        "nll_none": lambda L, a: L.nn.functional.nll_loss(a.log_softmax(1), L.tensor(target), reduction="none"),
+        "nll_none": lambda L, a: L.nn.functional.nll_loss(
+            a.log_softmax(1), L.tensor(target), reduction="none"
+        ),
         "bce": lambda L, a: L.nn.BCEWithLogitsLoss()(a, L.tensor(probs)),
         "bce_pos_weight": lambda L, a: L.nn.functional.binary_cross_entropy_with_logits(
-            a, L.tensor(probs), pos_weight=L.tensor([1.0, 2.0, 3.0, 0.5])),
+            a, L.tensor(probs), pos_weight=L.tensor([1.0, 2.0, 3.0, 0.5])
+        ),
     }
     res = []
     for lib in (fg, torch):

@@ -40,14 +40,14 @@ OPS = [
     Op("sub", lambda L, a, b: a - b, 2),
     Op("mul", lambda L, a, b: a * b, 2),
     Op("div", lambda L, a, b: a / b, 2, low=0.5, high=3.0),
-    Op("pow_tt", lambda L, a, b: a ** b, 2, low=0.5, high=2.0),
+    Op("pow_tt", lambda L, a, b: a**b, 2, low=0.5, high=2.0),
     Op("radd_scalar", lambda L, a: 2.5 + a),
     Op("rsub_scalar", lambda L, a: 2.5 - a),
     Op("rmul_scalar", lambda L, a: a * 3 * 0.5),
     Op("rdiv_scalar", lambda L, a: 2.0 / a, low=0.5, high=3.0),
-    Op("pow_scalar", lambda L, a: a ** 3),
-    Op("pow_half", lambda L, a: a ** 0.5, low=0.2, high=3.0),
-    Op("rpow", lambda L, a: 2.0 ** a),
+    Op("pow_scalar", lambda L, a: a**3),
+    Op("pow_half", lambda L, a: a**0.5, low=0.2, high=3.0),
+    Op("rpow", lambda L, a: 2.0**a),
     Op("neg", lambda L, a: -a),
     Op("abs", lambda L, a: a.abs(), away_from_int=True),
     Op("exp", lambda L, a: a.exp()),
@@ -104,8 +104,12 @@ OPS = [
     Op("gather", lambda L, a: a.gather(-1, L.zeros(a.shape, dtype=L.long)), min_dims=1),
     Op("layer_norm", lambda L, a: L.nn.functional.layer_norm(a, a.shape[-1:]), min_dims=1),
     Op("mse", lambda L, a, b: L.nn.functional.mse_loss(a, b), 2, broadcast=False),
-    Op("bce_logits", lambda L, a, b: L.nn.functional.binary_cross_entropy_with_logits(a, b.sigmoid()), 2,
-       broadcast=False),
+    Op(
+        "bce_logits",
+        lambda L, a, b: L.nn.functional.binary_cross_entropy_with_logits(a, b.sigmoid()),
+        2,
+        broadcast=False,
+    ),
     Op("clone_inplace", lambda L, a: a.clone().mul_(2).add_(1).exp_()),
     Op("setitem", lambda L, a: _setitem(a), min_dims=1),
 ]
@@ -119,14 +123,26 @@ def _setitem(a: Any) -> Any:
 
 def _shapes(op: Op) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     if op.name == "matmul":
-        return st.sampled_from([((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)),
-                                ((2, 2, 3), (3, 4)), ((2, 1, 2, 3), (3, 3, 2)), ((4, 2, 3), (4, 3, 2))])
+        return st.sampled_from(
+            [
+                ((3,), (3,)),
+                ((2, 3), (3,)),
+                ((3,), (3, 2)),
+                ((2, 3), (3, 4)),
+                ((2, 2, 3), (3, 4)),
+                ((2, 1, 2, 3), (3, 3, 2)),
+                ((4, 2, 3), (4, 3, 2)),
+            ]
+        )
     if op.arity == 1:
         return array_shapes(min_dims=op.min_dims, max_dims=3, min_side=1, max_side=4).map(lambda s: (s,))
     if not op.broadcast:
-        return array_shapes(min_dims=max(op.min_dims, 0), max_dims=3, min_side=1, max_side=4).map(lambda s: (s, s))
+        return array_shapes(min_dims=max(op.min_dims, 0), max_dims=3, min_side=1, max_side=4).map(
+            lambda s: (s, s)
+        )
     return mutually_broadcastable_shapes(num_shapes=2, min_dims=op.min_dims, max_dims=3, max_side=4).map(
-        lambda bs: bs.input_shapes)
+        lambda bs: bs.input_shapes
+    )
 
 
 def _values(data: st.DataObject, shape: tuple[int, ...], op: Op, dtype: Any) -> np.ndarray:
@@ -161,9 +177,28 @@ def test_op_matches_torch(op: Op, dtype: Any, data: st.DataObject) -> None:
 
 
 # Composite ops where torch records a differently named last node (the gradients still match).
-_NAME_DIFFERS = {"matmul", "split", "chunk", "cat", "squeeze", "getitem_mask", "setitem", "clone_inplace",
-                 "rmul_scalar", "pow_half", "layer_norm", "flatten", "permute", "view", "reshape", "expand",
-                 "stack", "getitem_slice", "gather", "max"}
+_NAME_DIFFERS = {
+    "matmul",
+    "split",
+    "chunk",
+    "cat",
+    "squeeze",
+    "getitem_mask",
+    "setitem",
+    "clone_inplace",
+    "rmul_scalar",
+    "pow_half",
+    "layer_norm",
+    "flatten",
+    "permute",
+    "view",
+    "reshape",
+    "expand",
+    "stack",
+    "getitem_slice",
+    "gather",
+    "max",
+}
 
 
 def test_promotion_rules() -> None:

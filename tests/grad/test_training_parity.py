@@ -11,8 +11,9 @@ from tests.grad.conftest import fg, torch
 
 
 def _mlp(lib: Any, weights: list[np.ndarray]) -> Any:
-    model = lib.nn.Sequential(lib.nn.Linear(8, 32), lib.nn.Tanh(), lib.nn.Linear(32, 16), lib.nn.ReLU(),
-                              lib.nn.Linear(16, 3))
+    model = lib.nn.Sequential(
+        lib.nn.Linear(8, 32), lib.nn.Tanh(), lib.nn.Linear(32, 16), lib.nn.ReLU(), lib.nn.Linear(16, 3)
+    )
     with lib.no_grad():
         for p, w in zip(model.parameters(), weights, strict=True):
             p.copy_(lib.tensor(w))

@@ -43,8 +43,17 @@ float32 = dtype("float32", np.float32, 2)
 float64 = dtype("float64", np.float64, 2)
 
 # torch's ScalarType names, used in its error messages.
-TORCH_NAME = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-              "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+TORCH_NAME = {
+    "float32": "Float",
+    "float64": "Double",
+    "float16": "Half",
+    "int64": "Long",
+    "int32": "Int",
+    "int16": "Short",
+    "int8": "Char",
+    "uint8": "Byte",
+    "bool": "Bool",
+}
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
 BY_NP: dict[Any, dtype] = {d.np: d for d in ALL}
@@ -83,7 +92,8 @@ def to_np(d: Any) -> np.dtype[Any]:
         return NP_I64
     if d is bool:
         return NP_BOOL
-    return np.dtype(d)
+    out: np.dtype[Any] = np.dtype(d)
+    return out
 
 
 def category(np_dtype: Any) -> int:

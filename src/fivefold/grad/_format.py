@@ -16,8 +16,10 @@ def _body(arr: np.ndarray[Any, Any]) -> str:
     if arr.dtype.kind == "f":
         finite = arr[np.isfinite(arr)]
         integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
-        big = finite.size > 0 and (np.abs(finite).max() >= 1e8 or
-                                   (np.abs(finite[finite != 0]).min() < 1e-4 if np.any(finite != 0) else False))
+        big = finite.size > 0 and (
+            np.abs(finite).max() >= 1e8
+            or (np.abs(finite[finite != 0]).min() < 1e-4 if np.any(finite != 0) else False)
+        )
         if integral and not big:
             opts: dict[str, Any] = {"precision": 0, "floatmode": "fixed"}
         elif big:
@@ -27,8 +29,12 @@ def _body(arr: np.ndarray[Any, Any]) -> str:
         text = np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3, **opts)
     elif arr.dtype == D.NP_BOOL:
         width = 5 if not arr.all() else 4
-        text = np.array2string(arr, separator=", ", prefix="tensor(",
-                               formatter={"bool": lambda v: ("True" if v else "False").rjust(width)})
+        text = np.array2string(
+            arr,
+            separator=", ",
+            prefix="tensor(",
+            formatter={"bool": lambda v: ("True" if v else "False").rjust(width)},
+        )
     else:
         text = np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
     return text

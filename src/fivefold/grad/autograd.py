@@ -11,8 +11,18 @@ from fivefold.grad.graph import Node, run_backward
 from fivefold.grad.mode import STATE, enable_grad, no_grad, set_grad_enabled
 from fivefold.grad.tensor import Size, Tensor, _wrap
 
-__all__ = ["Node", "backward", "detect_anomaly", "enable_grad", "grad", "gradcheck", "gradgradcheck",
-           "no_grad", "set_detect_anomaly", "set_grad_enabled"]
+__all__ = [
+    "Node",
+    "backward",
+    "detect_anomaly",
+    "enable_grad",
+    "grad",
+    "gradcheck",
+    "gradgradcheck",
+    "no_grad",
+    "set_detect_anomaly",
+    "set_grad_enabled",
+]
 
 
 def _seq(x: Any) -> list[Any]:
@@ -35,8 +45,10 @@ def _make_grads(outputs: list[Tensor], grads: list[Any], create_graph: bool) -> 
         if not isinstance(g, Tensor):
             g = _wrap(np.asarray(g, out._data.dtype), None)
         if g._data.shape != out._data.shape:
-            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {Size(g._data.shape)!r} and "
-                               f"output[{i}] has a shape of {Size(out._data.shape)!r}.")
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[{i}] has a shape of {Size(g._data.shape)!r} and "
+                f"output[{i}] has a shape of {Size(out._data.shape)!r}."
+            )
         if create_graph:
             result.append(g)
         else:
@@ -45,8 +57,14 @@ def _make_grads(outputs: list[Tensor], grads: list[Any], create_graph: bool) -> 
     return result
 
 
-def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,
-             create_graph: bool = False, grad_variables: Any = None, inputs: Any = None) -> None:
+def backward(
+    tensors: Any,
+    grad_tensors: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    grad_variables: Any = None,
+    inputs: Any = None,
+) -> None:
     """Accumulates gradients of ``tensors`` into the ``.grad`` of leaves (or of ``inputs``)."""
     outs = _seq(tensors)
     grads = _seq(grad_tensors if grad_tensors is not None else grad_variables) or [None] * len(outs)
@@ -58,13 +76,27 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     if retain_graph is None:
         retain_graph = create_graph
-    run_backward(outs, _make_grads(outs, grads, create_graph), retain_graph=retain_graph,
-                 create_graph=create_graph, inputs=inputs, accumulate=True)
+    run_backward(
+        outs,
+        _make_grads(outs, grads, create_graph),
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        inputs=inputs,
+        accumulate=True,
+    )
 
 
-def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
-         create_graph: bool = False, only_inputs: bool = True, allow_unused: bool | None = None,
-         is_grads_batched: bool = False, materialize_grads: bool = False) -> tuple[Tensor | None, ...]:
+def grad(
+    outputs: Any,
+    inputs: Any,
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    only_inputs: bool = True,
+    allow_unused: bool | None = None,
+    is_grads_batched: bool = False,
+    materialize_grads: bool = False,
+) -> tuple[Tensor | None, ...]:
     """Gradients of ``outputs`` w.r.t. ``inputs``, returned rather than accumulated."""
     outs = _seq(outputs)
     ins = _seq(inputs)
@@ -73,8 +105,15 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
         retain_graph = create_graph
     if allow_unused is None:
         allow_unused = materialize_grads
-    result = run_backward(outs, _make_grads(outs, grads, create_graph), retain_graph=retain_graph,
-                          create_graph=create_graph, inputs=ins, accumulate=False, allow_unused=allow_unused)
+    result = run_backward(
+        outs,
+        _make_grads(outs, grads, create_graph),
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        inputs=ins,
+        accumulate=False,
+        allow_unused=allow_unused,
+    )
     assert result is not None
     fixed: list[Tensor | None] = []
     for t, g in zip(ins, result, strict=True):
@@ -107,8 +146,12 @@ class detect_anomaly:
     def __init__(self, check_nan: bool = True) -> None:
         self.check_nan = check_nan
         self.prev = (STATE.anomaly, STATE.anomaly_check_nan)
-        warnings.warn("Anomaly Detection has been enabled. This mode will increase the runtime and should "
-                      "only be enabled for debugging.", UserWarning, stacklevel=2)
+        warnings.warn(
+            "Anomaly Detection has been enabled. This mode will increase the runtime and should "
+            "only be enabled for debugging.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def __enter__(self) -> None:
         STATE.anomaly, STATE.anomaly_check_nan = True, self.check_nan

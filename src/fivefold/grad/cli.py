@@ -27,8 +27,13 @@ def _shape(text: str) -> tuple[int, ...]:
 @cli.command()
 @click.argument("expr")
 @click.option("--shape", default="3", show_default=True, help="Shape of the leaves x, y, z, w (e.g. 2,3).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Write here instead of stdout: .dot for text, .png/.svg/.pdf rendered by Graphviz.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write here instead of stdout: .dot for text, .png/.svg/.pdf rendered by Graphviz.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (nodes, edges, value).")
 def graph(expr: str, shape: str, out: Path | None, as_json: bool) -> None:
     """Show the autograd graph of EXPR over random leaves x, y, z, w.
@@ -43,9 +48,17 @@ def graph(expr: str, shape: str, out: Path | None, as_json: bool) -> None:
     if out is not None:
         render(dot, out)
     if as_json:
-        emit({"expression": expr, "shape": list(result.shape), "grad_fn": result.grad_fn.name()
-              if result.grad_fn is not None else None, "nodes": dot.count("[label="), "edges": dot.count("->"),
-              "output": str(out) if out is not None else None, "dot": dot if out is None else None})
+        emit(
+            {
+                "expression": expr,
+                "shape": list(result.shape),
+                "grad_fn": result.grad_fn.name() if result.grad_fn is not None else None,
+                "nodes": dot.count("[label="),
+                "edges": dot.count("->"),
+                "output": str(out) if out is not None else None,
+                "dot": dot if out is None else None,
+            }
+        )
     elif out is None:
         click.echo(dot, nl=False)
     else:
@@ -86,8 +99,14 @@ def gradcheck(expr: str, shape: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("fivefold-demo/grad"),
-              show_default=True, help="Where the demo writes its plot and graph.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("fivefold-demo/grad"),
+    show_default=True,
+    help="Where the demo writes its plot and graph.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was produced as JSON.")
 def demo(out_dir: Path, as_json: bool) -> None:
     """Fit a line and train an MLP on the bundled digits; write a loss plot."""

@@ -54,7 +54,7 @@ def train_digits(epochs: int = 25, seed: int = 0) -> tuple[float, list[float]]:
     for _ in range(epochs):
         total, batches = 0.0, 0
         for start in range(0, len(train), 64):
-            idx = fg.tensor(rng.permutation(train)[:64] if start == 0 else train[start:start + 64])
+            idx = fg.tensor(rng.permutation(train)[:64] if start == 0 else train[start : start + 64])
             opt.zero_grad()
             loss = loss_fn(model(x_all[idx]), y_all[idx])
             loss.backward()
@@ -91,11 +91,16 @@ def plot_losses(series: dict[str, list[float]], path: Path, size: tuple[int, int
             draw.text((5, y - 6), f"1e{decade}", fill="black")
     for i, (name, values) in enumerate(logs.items()):
         n = max(len(values) - 1, 1)
-        pts = [(left + j / n * (w - left - right), h - bottom - (v - lo) / (hi - lo) * (h - top - bottom))
-               for j, v in enumerate(values)]
+        pts = [
+            (left + j / n * (w - left - right), h - bottom - (v - lo) / (hi - lo) * (h - top - bottom))
+            for j, v in enumerate(values)
+        ]
         draw.line(pts, fill=colours[i % len(colours)], width=2)
-        draw.text((left + 10, top + 5 + 14 * i), f"{name} (final {10 ** values[-1]:.3g})",
-                  fill=colours[i % len(colours)])
+        draw.text(
+            (left + 10, top + 5 + 14 * i),
+            f"{name} (final {10 ** values[-1]:.3g})",
+            fill=colours[i % len(colours)],
+        )
     draw.text((left, h - bottom + 10), "progress (steps / epochs, normalised)", fill="black")
     draw.text((left, 8), "fivefold.grad: training loss (log scale)", fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,8 +123,10 @@ def demo(out_dir: Path) -> dict[str, str]:
     started = time.perf_counter()
     a, b, line_losses = fit_line()
     accuracy, digit_losses = train_digits()
-    plot = plot_losses({"line fit y=3x+1 (SGD lr=0.01)": line_losses, "digits MLP (Adam)": digit_losses},
-                       out_dir / "loss.png")
+    plot = plot_losses(
+        {"line fit y=3x+1 (SGD lr=0.01)": line_losses, "digits MLP (Adam)": digit_losses},
+        out_dir / "loss.png",
+    )
     x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     graph = render(to_dot(((x * x).sum() + x.exp().mean()), {"x": x}), out_dir / "graph.dot")
     return {

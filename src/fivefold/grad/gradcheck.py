@@ -23,7 +23,9 @@ def _outputs(func: Callable[..., Any], inputs: Sequence[Any]) -> list[Tensor]:
     return [o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor)]
 
 
-def numerical_jacobian(func: Callable[..., Any], inputs: Sequence[Any], eps: float) -> list[list[np.ndarray[Any, Any]]]:
+def numerical_jacobian(
+    func: Callable[..., Any], inputs: Sequence[Any], eps: float
+) -> list[list[np.ndarray[Any, Any]]]:
     """J[i][k]: d output_k / d input_i, shaped (input numel, output numel)."""
     # Grad mode stays on: for gradgradcheck, func itself runs a backward pass.
     outs = _outputs(func, inputs)
@@ -57,8 +59,18 @@ def analytical_jacobian(func: Callable[..., Any], inputs: Sequence[Any]) -> list
         for m in range(out._data.size):
             seed = np.zeros(out._data.size, out._data.dtype)
             seed[m] = 1
-            grads = run_backward([out], [seed.reshape(out._data.shape)], retain_graph=True, create_graph=False,
-                                 inputs=diff, accumulate=False, allow_unused=True) or []
+            grads = (
+                run_backward(
+                    [out],
+                    [seed.reshape(out._data.shape)],
+                    retain_graph=True,
+                    create_graph=False,
+                    inputs=diff,
+                    accumulate=False,
+                    allow_unused=True,
+                )
+                or []
+            )
             for i, g in enumerate(grads):
                 if g is not None:
                     jac[i][k][:, m] = g._data.reshape(-1)
@@ -66,16 +78,27 @@ def analytical_jacobian(func: Callable[..., Any], inputs: Sequence[Any]) -> list
     return [next(it) if isinstance(t, Tensor) and t.requires_grad else [] for t in inputs]
 
 
-def gradcheck(func: Callable[..., Any], inputs: Any, *, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, raise_exception: bool = True, **_: Any) -> bool:
+def gradcheck(
+    func: Callable[..., Any],
+    inputs: Any,
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    **_: Any,
+) -> bool:
     """True when backward matches central differences for every input and output element."""
     ins = _as_tuple(inputs)
     for t in ins:
         if isinstance(t, Tensor) and t.requires_grad and t._data.dtype != np.float64:
             import warnings
 
-            warnings.warn("Input is not a double precision floating point tensor; gradcheck may fail",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                "Input is not a double precision floating point tensor; gradcheck may fail",
+                UserWarning,
+                stacklevel=2,
+            )
     numerical = numerical_jacobian(func, ins, eps)
     analytical = analytical_jacobian(func, ins)
     for i, (num_cols, ana_cols) in enumerate(zip(numerical, analytical, strict=True)):
@@ -83,23 +106,45 @@ def gradcheck(func: Callable[..., Any], inputs: Any, *, eps: float = 1e-6, atol:
             if not np.allclose(a, n, rtol=rtol, atol=atol):
                 if not raise_exception:
                     return False
-                raise GradcheckError(f"Jacobian mismatch for output {k} with respect to input {i},\n"
-                                     f"numerical:{n}\nanalytical:{a}\n")
+                raise GradcheckError(
+                    f"Jacobian mismatch for output {k} with respect to input {i},\n"
+                    f"numerical:{n}\nanalytical:{a}\n"
+                )
     return True
 
 
-def gradgradcheck(func: Callable[..., Any], inputs: Any, *, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, raise_exception: bool = True, **_: Any) -> bool:
+def gradgradcheck(
+    func: Callable[..., Any],
+    inputs: Any,
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    **_: Any,
+) -> bool:
     """gradcheck of the first derivative (built with create_graph) against finite differences."""
     ins = _as_tuple(inputs)
     diff = [t for t in ins if isinstance(t, Tensor) and t.requires_grad]
-    seeds = [_wrap(np.random.default_rng(0).standard_normal(o._data.shape), None) for o in _outputs(func, ins)]
+    seeds = [
+        _wrap(np.random.default_rng(0).standard_normal(o._data.shape), None) for o in _outputs(func, ins)
+    ]
 
     def first(*xs: Any) -> tuple[Any, ...]:
         outs = _outputs(func, xs)
         wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-        grads = run_backward(outs, seeds, retain_graph=True, create_graph=True, inputs=wanted,
-                             accumulate=False, allow_unused=True) or []
+        grads = (
+            run_backward(
+                outs,
+                seeds,
+                retain_graph=True,
+                create_graph=True,
+                inputs=wanted,
+                accumulate=False,
+                allow_unused=True,
+            )
+            or []
+        )
         return tuple(g for g in grads if g is not None)
 
     del diff

@@ -41,9 +41,17 @@ ANOMALY_HINT = (
     "Hint: enable anomaly detection to find the operation that failed to compute its gradient, with "
     "torch.autograd.set_detect_anomaly(True, check_nan=False)."
 )
-_TORCH_TYPE = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
-               "uint8": "ByteTensor", "bool": "BoolTensor"}
+_TORCH_TYPE = {
+    "float32": "FloatTensor",
+    "float64": "DoubleTensor",
+    "float16": "HalfTensor",
+    "int64": "LongTensor",
+    "int32": "IntTensor",
+    "int16": "ShortTensor",
+    "int8": "CharTensor",
+    "uint8": "ByteTensor",
+    "bool": "BoolTensor",
+}
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -73,7 +81,7 @@ class Node:
         return self._extra
 
     @property
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> Any:
         return self.extra().metadata
 
     def name(self) -> str:
@@ -135,6 +143,11 @@ class Node:
 
 class _Extra:
     __slots__ = ("hooks", "metadata", "prehooks", "retain", "thooks")
+    hooks: Any
+    metadata: Any
+    prehooks: Any
+    retain: Any
+    thooks: Any
 
     def __init__(self) -> None:
         self.hooks: list[Callable[..., Any]] = []
@@ -148,6 +161,8 @@ class RemovableHandle:
     """What ``register_hook`` returns; ``remove()`` unregisters the hook."""
 
     __slots__ = ("_fn", "_hooks")
+    _fn: Any
+    _hooks: Any
 
     def __init__(self, hooks: list[Callable[..., Any]], fn: Callable[..., Any]) -> None:
         self._hooks = hooks
@@ -162,6 +177,7 @@ class AccumulateGrad(Node):
     """The sink for a leaf: runs the leaf's hooks, then adds into ``leaf.grad``."""
 
     __slots__ = ("variable",)
+    variable: Any
     _saves = False
 
     def __init__(self, variable: Tensor) -> None:
@@ -220,9 +236,16 @@ def edge(t: Tensor) -> tuple[Node | None, int]:
     return (None, 0)
 
 
-def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph: bool, create_graph: bool,
-                 inputs: Sequence[Tensor] | None = None, accumulate: bool = True,
-                 allow_unused: bool = False) -> list[Any] | None:
+def run_backward(
+    roots: Sequence[Tensor],
+    grads: Sequence[Any],
+    *,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None = None,
+    accumulate: bool = True,
+    allow_unused: bool = False,
+) -> list[Any] | None:
     """The engine behind ``Tensor.backward``, ``autograd.backward`` and ``autograd.grad``.
 
     With ``accumulate`` false (``autograd.grad``) the gradients for ``inputs`` are returned and no
@@ -304,7 +327,7 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph:
             if not retain_graph and node._saves:
                 node._freed = True
                 node._release()
-            for (child, nr), g in zip(node.next_functions, out):
+            for (child, nr), g in zip(node.next_functions, out, strict=False):
                 if child is None:
                     continue
                 d = deps.get(child)
@@ -321,7 +344,8 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Any], *, retain_graph:
                     push(heap, (-child._seq, child))
                 else:
                     deps[child] = d - 1
-            out = g = buf = old = None  # drop references so AccumulateGrad may keep the buffer
+            out = ()  # drop references so AccumulateGrad may keep the buffer
+            g = buf = old = None
     finally:
         STATE.enabled = prev_mode
 
@@ -466,8 +490,9 @@ def _run_prehooks(prehooks: list[Callable[..., Any]], node: Node, buf: Any, ops:
     return out[0] if single else out
 
 
-def _run_posthooks(hooks: list[Callable[..., Any]], node: Node, out: Sequence[Any], buf: Any,
-                   ops: Any) -> Sequence[Any]:
+def _run_posthooks(
+    hooks: list[Callable[..., Any]], node: Node, out: Sequence[Any], buf: Any, ops: Any
+) -> Sequence[Any]:
     grad_inputs = tuple(ops.wrap(g) for g in out)
     grad_outputs = tuple(ops.wrap(g) for g in ([buf] if node._nout == 1 else buf))
     for hook in list(hooks):
@@ -491,5 +516,7 @@ def _check_anomaly(node: Node, out: Sequence[Any], ops: Any) -> None:
             if trace:
                 warnings.warn(
                     f"Error detected in {node.name()}. Traceback of forward call that caused the error:\n"
-                    + trace, stacklevel=2)
+                    + trace,
+                    stacklevel=2,
+                )
             raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output.")

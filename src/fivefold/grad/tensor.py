@@ -44,9 +44,28 @@ class Size(tuple[int, ...]):
 class Tensor:
     """An n-dimensional array that records the operations applied to it."""
 
-    __slots__ = ("__weakref__", "_accum", "_base", "_data", "_grad", "_hooks", "_onr", "_rg", "_vc",
-                 "grad_fn")
+    __slots__ = (
+        "__weakref__",
+        "_accum",
+        "_base",
+        "_data",
+        "_grad",
+        "_hooks",
+        "_onr",
+        "_rg",
+        "_vc",
+        "grad_fn",
+    )
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
+    _data: Any  # the np.ndarray
+    _rg: bool  # requires_grad
+    grad_fn: Node | None
+    _grad: Tensor | None
+    _vc: list[int]  # version counter, shared with views
+    _accum: Any  # this leaf's AccumulateGrad, made on first use
+    _base: Tensor | None  # for views: the tensor whose memory they alias
+    _hooks: list[Callable[..., Any]] | None  # a leaf's tensor hooks
+    _onr: int  # output number within grad_fn
 
     def __init__(self, data: Any = None, *, requires_grad: bool = False) -> None:
         arr = np.asarray([] if data is None else data)
@@ -148,8 +167,13 @@ class Tensor:
         self._rg = False
         return self
 
-    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
-                 create_graph: bool = False, inputs: Sequence[Tensor] | Tensor | None = None) -> None:
+    def backward(
+        self,
+        gradient: Tensor | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Sequence[Tensor] | Tensor | None = None,
+    ) -> None:
         from fivefold.grad import autograd
 
         autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
@@ -174,10 +198,10 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
-        return self._data.ndim
+        return int(self._data.ndim)
 
     def dim(self) -> int:
-        return self._data.ndim
+        return int(self._data.ndim)
 
     def numel(self) -> int:
         return int(self._data.size)
@@ -189,7 +213,7 @@ class Tensor:
         return int(self._data.itemsize)
 
     def is_floating_point(self) -> bool:
-        return self._data.dtype.kind == "f"
+        return bool(self._data.dtype.kind == "f")
 
     def is_contiguous(self) -> bool:
         return bool(self._data.flags.c_contiguous)
@@ -210,7 +234,8 @@ class Tensor:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
             )
-        return self._data
+        arr: np.ndarray[Any, Any] = self._data
+        return arr
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
         arr = self.numpy()
@@ -386,7 +411,7 @@ class Tensor:
         return _I.getitem(self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        _I.setitem(self, key, value)
+        _IP.setitem(self, key, value)
 
     def __iadd__(self, other: Any) -> Tensor:
         return _IP.inplace(self, _E.add, other)
@@ -470,9 +495,9 @@ def _infer_array(data: Any, dtype: Any) -> np.ndarray[Any, Any]:
     if dtype is not None:
         return np.array(arr, dtype=D.to_np(dtype))
     if arr.dtype.kind == "f" and not isinstance(data, np.ndarray | np.generic | Tensor):
-        return arr.astype(D.default_float())
+        return np.asarray(arr, D.default_float())
     if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray | np.generic | Tensor):
-        return arr.astype(D.NP_I64)
+        return np.asarray(arr, D.NP_I64)
     if arr.dtype not in D.CATEGORY:
         raise TypeError(f"can't convert np.ndarray of type {arr.dtype}")
     return np.array(arr, copy=True)
@@ -541,11 +566,20 @@ def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return _leaf(np.empty(_shape(size), _fdtype(dtype)), requires_grad)
 
 
-def full(size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
+def full(
+    size: Sequence[int],
+    fill_value: Any,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     if dtype is None:
-        dtype = D.NP_BOOL if isinstance(fill_value, bool) else (
-            D.NP_I64 if isinstance(fill_value, int) else D.default_float())
+        dtype = (
+            D.NP_BOOL
+            if isinstance(fill_value, bool)
+            else (D.NP_I64 if isinstance(fill_value, int) else D.default_float())
+        )
     return _leaf(np.full(tuple(size), fill_value, D.to_np(dtype)), requires_grad)
 
 
@@ -583,14 +617,16 @@ def default_generator() -> np.random.Generator:
     return _RNG.gen
 
 
-def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
-          generator: Any = None) -> Tensor:
+def randn(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, generator: Any = None
+) -> Tensor:
     arr = _RNG.gen.standard_normal(_shape(size)).astype(_fdtype(dtype))
     return _leaf(arr, requires_grad)
 
 
-def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
-         generator: Any = None) -> Tensor:
+def rand(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, generator: Any = None
+) -> Tensor:
     arr = _RNG.gen.random(_shape(size)).astype(_fdtype(dtype))
     return _leaf(arr, requires_grad)
 
@@ -614,8 +650,15 @@ def randperm(n: int, *, dtype: Any = None) -> Tensor:
     return _wrap(_RNG.gen.permutation(n).astype(D.NP_I64 if dtype is None else D.to_np(dtype)), None)
 
 
-def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None,
-           requires_grad: bool = False) -> Tensor:
+def arange(
+    start: Any,
+    end: Any = None,
+    step: Any = 1,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -624,7 +667,9 @@ def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None, dev
     return _leaf(np.arange(start, end, step).astype(D.to_np(dtype)), requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float, end: float, steps: int, *, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _leaf(np.linspace(start, end, steps).astype(_fdtype(dtype)), requires_grad)
 
 

@@ -30,8 +30,11 @@ def to_dot(output: Tensor, params: dict[str, Tensor] | None = None) -> str:
     def nid(node: Node) -> str:  # stable, readable ids: n0, n1, ... in walk order
         return ids.setdefault(id(node), f"n{len(ids)}")
 
-    lines = ["digraph autograd {", '  rankdir="BT";',
-             '  node [fontname="Helvetica", fontsize=11, shape=box, style="rounded,filled", fillcolor="#e8eef7"];']
+    lines = [
+        "digraph autograd {",
+        '  rankdir="BT";',
+        '  node [fontname="Helvetica", fontsize=11, shape=box, style="rounded,filled", fillcolor="#e8eef7"];',
+    ]
     out_id = "out"
     lines.append(f'  {out_id} [label={_quote("output " + _shape(output))}, fillcolor="#cde8c9"];')
     root = output.grad_fn
@@ -77,10 +80,18 @@ def render(dot_text: str, path: Path, fmt: str | None = None) -> Path:
         else:
             exe = shutil.which("dot")
             if exe is None:
-                raise FivefoldError(f"cannot write {path}: rendering {fmt} needs Graphviz's 'dot' "
-                                    "(apt-get install graphviz); use a .dot path for the text")
-            result = subprocess.run([exe, f"-T{fmt}", "-o", tmp], input=dot_text, text=True,
-                                    capture_output=True, timeout=60, check=False)
+                raise FivefoldError(
+                    f"cannot write {path}: rendering {fmt} needs Graphviz's 'dot' "
+                    "(apt-get install graphviz); use a .dot path for the text"
+                )
+            result = subprocess.run(
+                [exe, f"-T{fmt}", "-o", tmp],
+                input=dot_text,
+                text=True,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
             if result.returncode != 0:
                 raise FivefoldError(f"dot failed for {path}: {result.stderr.strip()}")
         os.chmod(tmp, 0o644)
@@ -110,7 +121,7 @@ def evaluate(expr: str, leaves: dict[str, Any]) -> Tensor:
     except SyntaxError as exc:
         raise UsageError(f"invalid expression {expr!r}: {exc.msg}") from None
     try:
-        result = eval(code, {"__builtins__": {}}, namespace)  # noqa: S307 - the user's own expression
+        result = eval(code, {"__builtins__": {}}, namespace)
     except Exception as exc:  # the expression's own error, reported in one line
         raise FivefoldError(f"expression {expr!r} failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(result, Tensor):
@@ -118,7 +129,9 @@ def evaluate(expr: str, leaves: dict[str, Any]) -> Tensor:
     return result
 
 
-def expression_graph(expr: str, shape: tuple[int, ...] = (3,), seed: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+def expression_graph(
+    expr: str, shape: tuple[int, ...] = (3,), seed: int = 0
+) -> tuple[Tensor, dict[str, Tensor]]:
     """The result of ``expr`` over random leaves, and the leaves it names."""
     leaves = make_leaves(shape, seed)
     result = evaluate(expr, leaves)

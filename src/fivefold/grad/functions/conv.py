@@ -25,8 +25,10 @@ def _pair(v: Any) -> tuple[int, int]:
 
 def _no_double(node: Node, ops: Any) -> None:
     if not ops.raw:
-        raise RuntimeError(f"fivefold.grad: {node.name()} has no double-backward formula "
-                           "(create_graph=True through a convolution or pooling is not supported)")
+        raise RuntimeError(
+            f"fivefold.grad: {node.name()} has no double-backward formula "
+            "(create_graph=True through a convolution or pooling is not supported)"
+        )
 
 
 def _windows(xp: Any, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int]) -> Any:
@@ -37,6 +39,14 @@ def _windows(xp: Any, kh: int, kw: int, stride: tuple[int, int], dilation: tuple
 
 class ConvolutionBackward0(Node):
     __slots__ = ("cols", "dilation", "groups", "padding", "stride", "w", "x", "xshape")
+    cols: Any
+    dilation: Any
+    groups: Any
+    padding: Any
+    stride: Any
+    w: Any
+    x: Any
+    xshape: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any, Any]:
         _no_double(self, ops)
@@ -51,7 +61,9 @@ class ConvolutionBackward0(Node):
         if nf[1][0] is not None:
             gw = np.empty_like(w)
             for k in range(groups):
-                gw[k * og:(k + 1) * og] = (g2[:, k * og:(k + 1) * og].T @ self.cols[k]).reshape(og, cg, kh, kw)
+                gw[k * og : (k + 1) * og] = (g2[:, k * og : (k + 1) * og].T @ self.cols[k]).reshape(
+                    og, cg, kh, kw
+                )
         if len(nf) > 2 and nf[2][0] is not None:
             gb = g.sum(axis=(0, 2, 3))
         if nf[0][0] is not None:
@@ -61,36 +73,51 @@ class ConvolutionBackward0(Node):
             sh, sw = self.stride
             dh, dw = self.dilation
             for k in range(groups):
-                gcols = g2[:, k * og:(k + 1) * og] @ w[k * og:(k + 1) * og].reshape(og, -1)
+                gcols = g2[:, k * og : (k + 1) * og] @ w[k * og : (k + 1) * og].reshape(og, -1)
                 gcols = gcols.reshape(n, oh, ow, cg, kh, kw)
                 for i in range(kh):
                     for j in range(kw):
                         r0, c0 = i * dh, j * dw
-                        gxp[:, k * cg:(k + 1) * cg, r0:r0 + sh * (oh - 1) + 1:sh, c0:c0 + sw * (ow - 1) + 1:sw] += \
-                            gcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-            gx = gxp[:, :, ph:ph + xs[2], pw:pw + xs[3]]
+                        gxp[
+                            :,
+                            k * cg : (k + 1) * cg,
+                            r0 : r0 + sh * (oh - 1) + 1 : sh,
+                            c0 : c0 + sw * (ow - 1) + 1 : sw,
+                        ] += gcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            gx = gxp[:, :, ph : ph + xs[2], pw : pw + xs[3]]
         return (gx, gw, gb)
 
     def _release(self) -> None:
         self.cols = self.w = self.x = None
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1) -> Tensor:
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
     xd, w = x._data, weight._data
     if xd.ndim == 3:
         from fivefold.grad.functions.shape import squeeze, unsqueeze
 
         return squeeze(conv2d(unsqueeze(x, 0), weight, bias, stride, padding, dilation, groups), 0)
     if xd.ndim != 4:
-        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
-                           f"[{', '.join(map(str, xd.shape))}]")
+        raise RuntimeError(
+            f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
+            f"[{', '.join(map(str, xd.shape))}]"
+        )
     stride, dilation = _pair(stride), _pair(dilation)
     o, cg, kh, kw = w.shape
     if xd.shape[1] != cg * groups:
-        raise RuntimeError(f"Given groups={groups}, weight of size [{', '.join(map(str, w.shape))}], expected "
-                           f"input[{', '.join(map(str, xd.shape))}] to have {cg * groups} channels, but got "
-                           f"{xd.shape[1]} channels instead")
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size [{', '.join(map(str, w.shape))}], expected "
+            f"input[{', '.join(map(str, xd.shape))}] to have {cg * groups} channels, but got "
+            f"{xd.shape[1]} channels instead"
+        )
     if padding == "same":
         padding = ((kh - 1) * dilation[0] // 2, (kw - 1) * dilation[1] // 2)
     elif padding == "valid":
@@ -103,9 +130,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     out = np.empty((n, oh, ow, o), xd.dtype)
     cols_all = []
     for k in range(groups):
-        cols = win[:, k * cg:(k + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
+        cols = win[:, k * cg : (k + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
         cols_all.append(cols)
-        out[..., k * og:(k + 1) * og] = (cols @ w[k * og:(k + 1) * og].reshape(og, -1).T).reshape(n, oh, ow, og)
+        out[..., k * og : (k + 1) * og] = (cols @ w[k * og : (k + 1) * og].reshape(og, -1).T).reshape(
+            n, oh, ow, og
+        )
     if bias is not None:
         out += bias._data
     out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
@@ -119,18 +148,37 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     return _wrap(out, None)
 
 
-def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1) -> Tensor:
+def conv1d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
     from fivefold.grad.functions.shape import squeeze, unsqueeze
 
-    pad = padding if isinstance(padding, str) else (0, int(padding if isinstance(padding, int) else padding[0]))
-    out = conv2d(unsqueeze(x, -2), unsqueeze(weight, -2), bias, (1, int(stride if isinstance(stride, int) else stride[0])),
-                 pad, (1, int(dilation if isinstance(dilation, int) else dilation[0])), groups)
+    pad = (
+        padding if isinstance(padding, str) else (0, int(padding if isinstance(padding, int) else padding[0]))
+    )
+    out = conv2d(
+        unsqueeze(x, -2),
+        unsqueeze(weight, -2),
+        bias,
+        (1, int(stride if isinstance(stride, int) else stride[0])),
+        pad,
+        (1, int(dilation if isinstance(dilation, int) else dilation[0])),
+        groups,
+    )
     return squeeze(out, -2)
 
 
 class MaxPool2DWithIndicesBackward0(Node):
     __slots__ = ("cols", "rows", "xshape")
+    cols: Any
+    rows: Any
+    xshape: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         _no_double(self, ops)
@@ -145,8 +193,15 @@ class MaxPool2DWithIndicesBackward0(Node):
         self.rows = self.cols = None
 
 
-def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-               ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
+def max_pool2d(
+    x: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor:
     xd = x._data
     kh, kw = _pair(kernel_size)
     sh, sw = _pair(stride if stride is not None else kernel_size)
@@ -169,19 +224,23 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
 
 class AvgPool2DBackward0(Node):
     __slots__ = ("kernel", "padding", "stride", "xshape")
+    kernel: Any
+    padding: Any
+    stride: Any
+    xshape: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         _no_double(self, ops)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        n, c, oh, ow = g.shape
+        _n, _c, oh, ow = g.shape
         xs = self.xshape
         gxp = np.zeros((xs[0], xs[1], xs[2] + 2 * ph, xs[3] + 2 * pw), g.dtype)
         share = g / (kh * kw)
         for i in range(kh):
             for j in range(kw):
-                gxp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += share
-        return (gxp[:, :, ph:ph + xs[2], pw:pw + xs[3]],)
+                gxp[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += share
+        return (gxp[:, :, ph : ph + xs[2], pw : pw + xs[3]],)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:

@@ -30,8 +30,10 @@ def broadcast_error(a: Any, b: Any) -> RuntimeError:
     pb = (1,) * (n - len(sb)) + tuple(sb)
     for i in range(n - 1, -1, -1):
         if pa[i] != pb[i] and pa[i] != 1 and pb[i] != 1:
-            return RuntimeError(f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) "
-                                f"at non-singleton dimension {i}")
+            return RuntimeError(
+                f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) "
+                f"at non-singleton dimension {i}"
+            )
     return RuntimeError(f"shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast")
 
 
@@ -66,9 +68,10 @@ def _arrays(a: Tensor, b: Any) -> tuple[Any, Any]:
 
 
 def _scalar_fix(out: Any, ad: Any, s: Any) -> Any:
-    if out.dtype.kind != "f" or ad.dtype.kind == "f":
-        if out.dtype is ad.dtype or not isinstance(s, (bool, int)):
-            return out
+    if (out.dtype.kind != "f" or ad.dtype.kind == "f") and (
+        out.dtype is ad.dtype or not isinstance(s, (bool, int))
+    ):
+        return out
     want = D.scalar_result_type(ad, s)
     return out if out.dtype == want else out.astype(want)
 
@@ -80,6 +83,9 @@ def _meta(t: Tensor) -> tuple[tuple[int, ...], Any]:
 # ---------------------------------------------------------------------------- add / sub
 class AddBackward0(Node):
     __slots__ = ("alpha", "sa", "sb")
+    alpha: Any
+    sa: Any
+    sb: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
@@ -131,6 +137,7 @@ def sub(a: Tensor, b: Any, *, alpha: Any = 1) -> Tensor:
 
 class RsubBackward1(Node):
     __slots__ = ("dt",)
+    dt: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -151,6 +158,10 @@ def rsub(a: Tensor, b: Any) -> Tensor:
 # ---------------------------------------------------------------------------- mul / div
 class MulBackward0(Node):
     __slots__ = ("a", "b", "sa", "sb")
+    a: Any
+    b: Any
+    sa: Any
+    sb: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
@@ -202,6 +213,10 @@ def mul(a: Tensor, b: Any) -> Tensor:
 
 class DivBackward0(Node):
     __slots__ = ("a", "b", "sa", "sb")
+    a: Any
+    b: Any
+    sa: Any
+    sb: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
@@ -292,6 +307,8 @@ def compare(a: Tensor, b: Any, fn: Callable[[Any, Any], Any]) -> Tensor:
 # ---------------------------------------------------------------------------- pow
 class PowBackward0(Node):
     __slots__ = ("a", "p")
+    a: Any
+    p: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         p = self.p
@@ -308,6 +325,11 @@ class PowBackward0(Node):
 
 class PowBackward1(Node):
     __slots__ = ("a", "b", "out", "sa", "sb")
+    a: Any
+    b: Any
+    out: Any
+    sa: Any
+    sb: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
@@ -318,7 +340,7 @@ class PowBackward1(Node):
         if nf[1][0] is not None:
             ad, bd = ops.unwrap(a), ops.unwrap(b)
             zero = (ad == 0) & (bd >= 0)
-            out = a ** b
+            out = a**b
             term = ops.where(zero, out * 0, out * ops.log(ops.where(zero, a * 0 + 1, a)))
             gb = ops.fix(g * term, *self.sb)
         return (ga, gb)
@@ -329,10 +351,13 @@ class PowBackward1(Node):
 
 class PowBackward2(Node):
     __slots__ = ("base", "out", "x")
+    base: Any
+    out: Any
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         base = self.base
-        out = self.out if ops.raw else base ** self.x
+        out = self.out if ops.raw else base**self.x
         if base == 0:
             xd = ops.unwrap(ops.v(self.x))
             return (ops.where(xd >= 0, g * 0, g * out * math.log(base) if base > 0 else g * out),)
@@ -362,10 +387,10 @@ def pow(a: Tensor, b: Any) -> Tensor:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     out = _scalar_fix(np.square(ad) if b == 2 else np.power(ad, b), ad, b)
     if STATE.enabled and a._rg:
-        node = PowBackward0((edge(a),))
-        node.a, node.p = a, b
-        node._saved = (_saved(a),)
-        return _wrap(out, node)
+        node0 = PowBackward0((edge(a),))
+        node0.a, node0.p = a, b
+        node0._saved = (_saved(a),)
+        return _wrap(out, node0)
     return _wrap(out, None)
 
 
@@ -389,6 +414,8 @@ class UnaryBackward(Node):
     """A one-input op; ``formula(g, x, y, ops)`` gives the input gradient (y: raw result)."""
 
     __slots__ = ("x", "y")
+    x: Any
+    y: Any
     formula: Callable[[Any, Any, Any, Any], Any]
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -398,11 +425,17 @@ class UnaryBackward(Node):
         self.x = self.y = None
 
 
-def _unary(name: str, forward: Callable[[Any], Any], formula: Callable[[Any, Any, Any, Any], Any],
-           saves: str = "self", float_only: bool = True) -> Callable[[Tensor], Tensor]:
+def _unary(
+    name: str,
+    forward: Callable[[Any], Any],
+    formula: Callable[[Any, Any, Any, Any], Any],
+    saves: str = "self",
+    float_only: bool = True,
+) -> Callable[[Tensor], Tensor]:
     """Builds ``op(t)`` and its node class ``<Name>Backward0``; ``saves`` is self, result or none."""
-    cls = type(name, (UnaryBackward,), {"__slots__": (), "formula": staticmethod(formula),
-                                        "_saves": saves != "none"})
+    cls = type(
+        name, (UnaryBackward,), {"__slots__": (), "formula": staticmethod(formula), "_saves": saves != "none"}
+    )
     globals()[name] = cls
 
     def op(a: Tensor) -> Tensor:
@@ -450,22 +483,38 @@ neg = _unary("NegBackward0", np.negative, lambda g, x, y, ops: -g, "none", float
 exp = _unary("ExpBackward0", np.exp, lambda g, x, y, ops: g * (y if ops.raw else ops.exp(x)), "result")
 log = _unary("LogBackward0", np.log, lambda g, x, y, ops: g / x)
 log1p = _unary("Log1PBackward0", np.log1p, lambda g, x, y, ops: g / (x + 1))
-sqrt = _unary("SqrtBackward0", np.sqrt,
-              lambda g, x, y, ops: g / (2 * (y if ops.raw else ops.sqrt(x))), "result")
-rsqrt = _unary("RsqrtBackward0", lambda x: 1 / np.sqrt(x),
-               lambda g, x, y, ops: g * -0.5 * (y if ops.raw else 1 / ops.sqrt(x)) ** 3, "result")
+sqrt = _unary(
+    "SqrtBackward0", np.sqrt, lambda g, x, y, ops: g / (2 * (y if ops.raw else ops.sqrt(x))), "result"
+)
+rsqrt = _unary(
+    "RsqrtBackward0",
+    lambda x: 1 / np.sqrt(x),
+    lambda g, x, y, ops: g * -0.5 * (y if ops.raw else 1 / ops.sqrt(x)) ** 3,
+    "result",
+)
 sin = _unary("SinBackward0", np.sin, lambda g, x, y, ops: g * ops.cos(x))
 cos = _unary("CosBackward0", np.cos, lambda g, x, y, ops: g * -ops.sin(x))
-tanh = _unary("TanhBackward0", np.tanh,
-              lambda g, x, y, ops: g * (1 - (y if ops.raw else ops.tanh(x)) ** 2), "result")
-sigmoid = _unary("SigmoidBackward0", _sigmoid, lambda g, x, y, ops: g * (
-    (y * (1 - y)) if ops.raw else ops.sigmoid(x) * (1 - ops.sigmoid(x))), "result")
-reciprocal = _unary("ReciprocalBackward0", np.reciprocal,
-                    lambda g, x, y, ops: g * -((y * y) if ops.raw else 1 / (x * x)), "result")
-abs = _unary("AbsBackward0", np.abs, lambda g, x, y, ops: g * ops.const(np.sign(ops.unwrap(x))),
-             float_only=False)
-erf = _unary("ErfBackward0", _erf_forward,
-             lambda g, x, y, ops: g * (2 / math.sqrt(math.pi)) * ops.exp(-(x * x)))
+tanh = _unary(
+    "TanhBackward0", np.tanh, lambda g, x, y, ops: g * (1 - (y if ops.raw else ops.tanh(x)) ** 2), "result"
+)
+sigmoid = _unary(
+    "SigmoidBackward0",
+    _sigmoid,
+    lambda g, x, y, ops: g * ((y * (1 - y)) if ops.raw else ops.sigmoid(x) * (1 - ops.sigmoid(x))),
+    "result",
+)
+reciprocal = _unary(
+    "ReciprocalBackward0",
+    np.reciprocal,
+    lambda g, x, y, ops: g * -((y * y) if ops.raw else 1 / (x * x)),
+    "result",
+)
+abs = _unary(
+    "AbsBackward0", np.abs, lambda g, x, y, ops: g * ops.const(np.sign(ops.unwrap(x))), float_only=False
+)
+erf = _unary(
+    "ErfBackward0", _erf_forward, lambda g, x, y, ops: g * (2 / math.sqrt(math.pi)) * ops.exp(-(x * x))
+)
 gelu_exact = _unary("GeluBackward0", lambda x: 0.5 * x * (1 + _erf_forward(x / _SQRT_2)), _gelu_grad)
 
 
@@ -489,6 +538,7 @@ class GeluBackward0(Node):
     """tanh-approximated GELU (``approximate='tanh'``); the exact one is a unary above."""
 
     __slots__ = ("x",)
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         x = ops.v(self.x)
@@ -509,7 +559,7 @@ def gelu(a: Tensor, approximate: str = "none") -> Tensor:
         return gelu_exact(a)
     x = a._data
     k = math.sqrt(2 / math.pi)
-    out = 0.5 * x * (1 + np.tanh(k * (x + 0.044715 * x ** 3)))
+    out = 0.5 * x * (1 + np.tanh(k * (x + 0.044715 * x**3)))
     if STATE.enabled and a._rg:
         node = GeluBackward0((edge(a),))
         node.x = a
@@ -520,6 +570,9 @@ def gelu(a: Tensor, approximate: str = "none") -> Tensor:
 
 class SoftplusBackward0(Node):
     __slots__ = ("beta", "threshold", "x")
+    beta: Any
+    threshold: Any
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         x = ops.v(self.x)
@@ -550,6 +603,9 @@ sign = _unary("SignBackward0", np.sign, _zero_grad, "none", float_only=False)
 
 class ClampBackward1(Node):
     __slots__ = ("hi", "lo", "x")
+    hi: Any
+    lo: Any
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         xd = ops.unwrap(ops.v(self.x))
@@ -572,13 +628,19 @@ class ClampMaxBackward0(ClampBackward1):
     __slots__ = ()
 
 
-def clamp(a: Tensor, min: Any = None, max: Any = None, *, _node: type[ClampBackward1] = ClampBackward1) -> Tensor:
+def clamp(
+    a: Tensor, min: Any = None, max: Any = None, *, _node: type[ClampBackward1] = ClampBackward1
+) -> Tensor:
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         out_t = a
         if min is not None:
-            out_t = maximum(out_t, min if isinstance(min, Tensor) else _wrap(np.asarray(min, a._data.dtype), None))
+            out_t = maximum(
+                out_t, min if isinstance(min, Tensor) else _wrap(np.asarray(min, a._data.dtype), None)
+            )
         if max is not None:
-            out_t = minimum(out_t, max if isinstance(max, Tensor) else _wrap(np.asarray(max, a._data.dtype), None))
+            out_t = minimum(
+                out_t, max if isinstance(max, Tensor) else _wrap(np.asarray(max, a._data.dtype), None)
+            )
         return out_t
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
@@ -605,6 +667,11 @@ def clamp_max(a: Tensor, max: Any) -> Tensor:
 # ---------------------------------------------------------------------------- max/min/where
 class MaximumBackward0(Node):
     __slots__ = ("a", "b", "sa", "sb", "take_max")
+    a: Any
+    b: Any
+    sa: Any
+    sb: Any
+    take_max: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         ad, bd = ops.unwrap(ops.v(self.a)), ops.unwrap(ops.v(self.b))
@@ -652,8 +719,11 @@ def minimum(a: Tensor, b: Any) -> Tensor:
 
 class WhereBackward0(Node):
     __slots__ = ("cond", "sa", "sb")
+    cond: Any
+    sa: Any
+    sb: Any
 
-    def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
+    def apply(self, g: Any, ops: Any) -> tuple[Any, Any, Any]:
         nf = self.next_functions
         c = self.cond
         zero = g * 0

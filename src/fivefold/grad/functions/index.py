@@ -30,7 +30,7 @@ def normalise_key(key: Any) -> tuple[Any, bool]:
             p = p._data
             if p.ndim == 0 and p.dtype.kind in "iu":
                 p = int(p)
-        elif isinstance(p, (list, np.ndarray)) or isinstance(p, (bool, np.bool_)):
+        elif isinstance(p, (list, np.ndarray, bool, np.bool_)):
             p = np.asarray(p)
         elif isinstance(p, np.integer):
             p = int(p)
@@ -46,6 +46,10 @@ def _index_error(exc: IndexError) -> IndexError:
 
 class IndexBackward0(Node):
     __slots__ = ("accumulate", "dtype", "key", "shape")
+    accumulate: Any
+    dtype: Any
+    key: Any
+    shape: Any
     _saves = True
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -124,6 +128,7 @@ class IndexPutZerosBackward(Node):
     """The op ``zeros(shape).index_put_(key, g)``, differentiable in ``g`` (double backward)."""
 
     __slots__ = ("key",)
+    key: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -145,6 +150,9 @@ def index_put_zeros(shape: tuple[int, ...], dtype: Any, key: Any, g: Tensor, acc
 
 class GatherBackward0(Node):
     __slots__ = ("dtype", "key", "shape")
+    dtype: Any
+    key: Any
+    shape: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         return (ops.index_put(self.shape, self.dtype, self.key, g, True),)
@@ -195,6 +203,7 @@ def index_select(a: Tensor, dim: int, index: Tensor) -> Tensor:
 
 class MaskedFillBackward0(Node):
     __slots__ = ("mask",)
+    mask: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         return (ops.where(self.mask, g * 0, g),)
@@ -207,13 +216,17 @@ def masked_fill(a: Tensor, mask: Any, value: Any) -> Tensor:
     x = a._data
     m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != D.NP_BOOL:
-        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{D.TORCH_NAME[str(m.dtype)].lower()}")
+        raise RuntimeError(
+            f"masked_fill_ only supports boolean masks, but got mask with dtype "
+            f"{D.TORCH_NAME[str(m.dtype)].lower()}"
+        )
     v = value._data if isinstance(value, Tensor) else value
     out = np.where(m, np.asarray(v, x.dtype), x)
     if out.shape != x.shape:
-        raise RuntimeError(f"The size of tensor a ({x.shape[-1]}) must match the size of tensor b "
-                           f"({m.shape[-1]}) at non-singleton dimension {out.ndim - 1}")
+        raise RuntimeError(
+            f"The size of tensor a ({x.shape[-1]}) must match the size of tensor b "
+            f"({m.shape[-1]}) at non-singleton dimension {out.ndim - 1}"
+        )
     if STATE.enabled and a._rg:
         node = MaskedFillBackward0((edge(a),))
         node.mask = np.broadcast_to(m, x.shape)
@@ -227,9 +240,12 @@ def one_hot(index: Tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     n = int(idx.max()) + 1 if num_classes < 0 else num_classes
     if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise RuntimeError("Class values must be smaller than num_classes." if idx.max() >= n
-                           else "Class values must be non-negative.")
-    out = np.zeros(idx.shape + (n,), D.NP_I64)
+        raise RuntimeError(
+            "Class values must be smaller than num_classes."
+            if idx.max() >= n
+            else "Class values must be non-negative."
+        )
+    out = np.zeros((*idx.shape, n), D.NP_I64)
     np.put_along_axis(out, idx[..., None].astype(np.intp), 1, axis=-1)
     return _wrap(out, None)
 

@@ -25,6 +25,7 @@ from fivefold.grad.tensor import Tensor, _wrap
 LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation."
 VIEW_MSG = "a view of a leaf Variable that requires grad is being used in an in-place operation."
 
+
 def check_inplace(t: Tensor, *, via_view: bool = False) -> None:
     """torch's refusals: in-place on a leaf that requires grad, or on a view of one."""
     if not STATE.enabled:
@@ -41,8 +42,10 @@ def check_inplace(t: Tensor, *, via_view: bool = False) -> None:
 def _cast_check(t: Tensor, result: Any) -> Any:
     td, rd = t._data.dtype, result.dtype
     if td != rd and D.CATEGORY.get(rd, 2) > D.CATEGORY.get(td, 2):
-        raise RuntimeError(f"result type {D.TORCH_NAME[str(rd)]} can't be cast to the desired output type "
-                           f"{D.TORCH_NAME[str(td)]}")
+        raise RuntimeError(
+            f"result type {D.TORCH_NAME[str(rd)]} can't be cast to the desired output type "
+            f"{D.TORCH_NAME[str(td)]}"
+        )
     return result
 
 
@@ -50,6 +53,9 @@ class CopySlices(Node):
     """The base after an in-place write into ``key`` of it (gradient split between old and new)."""
 
     __slots__ = ("flat", "key", "sv")
+    flat: Any
+    key: Any
+    sv: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
@@ -80,20 +86,24 @@ class AsStridedBackward0(Node):
     """A view re-derived from its rewired base: picks the view's flat positions."""
 
     __slots__ = ("flat", "shape")
+    flat: Any
+    shape: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         gd = ops.unwrap(g)
-        flat_g = ops.index_put((int(np.prod(self.shape)),), gd.dtype, self.flat.reshape(-1),
-                               ops.reshape(g, (-1,)), True)
+        flat_g = ops.index_put(
+            (int(np.prod(self.shape)),), gd.dtype, self.flat.reshape(-1), ops.reshape(g, (-1,)), True
+        )
         return (ops.reshape(flat_g, self.shape),)
 
 
 def flat_positions(base: np.ndarray[Any, Any], view: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Flat indices into ``base`` of each element of ``view`` (which aliases base's memory)."""
     if not base.flags.c_contiguous:
-        raise RuntimeError("in-place modification of a view of a non-contiguous tensor that requires grad "
-                           "is not supported")
+        raise RuntimeError(
+            "in-place modification of a view of a non-contiguous tensor that requires grad is not supported"
+        )
     item = base.itemsize
     offset = (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item
     positions = np.arange(base.size, dtype=np.int64)

@@ -15,23 +15,35 @@ from fivefold.grad.tensor import Tensor, _wrap
 def _shape_error(ad: Any, bd: Any) -> RuntimeError:
     sa, sb = ad.shape, bd.shape
     if ad.ndim == 1 and bd.ndim == 1:
-        return RuntimeError(f"inconsistent tensor size, expected tensor [{sa[0]}] and src [{sb[0]}] to have the "
-                            f"same number of elements, but got {sa[0]} and {sb[0]} elements respectively")
+        return RuntimeError(
+            f"inconsistent tensor size, expected tensor [{sa[0]}] and src [{sb[0]}] to have the "
+            f"same number of elements, but got {sa[0]} and {sb[0]} elements respectively"
+        )
     if ad.ndim >= 2 and bd.ndim == 1:
         rows = int(np.prod(sa[:-1]))
         return RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{sa[-1]}), vec ({sb[0]})")
     if bd.ndim == 2:
         rows = 1 if ad.ndim == 1 else int(np.prod(sa[:-1]))
-        return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{sa[-1]} and {sb[0]}x{sb[1]})")
+        return RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{sa[-1]} and {sb[0]}x{sb[1]})"
+        )
     if ad.ndim == 3 and bd.ndim == 3 and sa[0] == sb[0]:
-        return RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{sa[0]}, {sa[2]}] "
-                            f"but got: [{sb[0]}, {sb[1]}].")
-    return RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{sa[-3] if ad.ndim > 2 else 1}"
-                        f", {sa[-1]}] but got: [{sb[-3] if bd.ndim > 2 else 1}, {sb[-2] if bd.ndim > 1 else sb[0]}].")
+        return RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: [{sa[0]}, {sa[2]}] "
+            f"but got: [{sb[0]}, {sb[1]}]."
+        )
+    return RuntimeError(
+        f"Expected size for first two dimensions of batch2 tensor to be: [{sa[-3] if ad.ndim > 2 else 1}"
+        f", {sa[-1]}] but got: [{sb[-3] if bd.ndim > 2 else 1}, {sb[-2] if bd.ndim > 1 else sb[0]}]."
+    )
 
 
 class MmBackward0(Node):
     __slots__ = ("a", "b", "sa", "sb")
+    a: Any
+    b: Any
+    sa: Any
+    sb: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
@@ -84,9 +96,9 @@ class MatmulBackward0(MmBackward0):
         b2 = ops.reshape(b, (-1, 1)) if b_vec else b
         gshape = tuple(ops.unwrap(g).shape)
         if a_vec:
-            gshape = gshape[:-1] + (1,) + gshape[-1:]
+            gshape = (*gshape[:-1], 1, *gshape[-1:])
         if b_vec:
-            gshape = gshape + (1,)
+            gshape = (*gshape, 1)
         g2 = ops.reshape(g, gshape)
         ga = gb = None
         if nf[0][0] is not None:
@@ -107,8 +119,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if ad.dtype is not bd.dtype:
         ad, bd = _arrays(a, b)
     if ad.ndim == 0 or bd.ndim == 0:
-        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {ad.ndim}D and "
-                           f"{bd.ndim}D")
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {ad.ndim}D and {bd.ndim}D"
+        )
     try:
         out = np.matmul(ad, bd)
     except ValueError:
@@ -145,7 +158,9 @@ def mm(a: Tensor, b: Tensor) -> Tensor:
 
 def bmm(a: Tensor, b: Tensor) -> Tensor:
     if a._data.ndim != 3 or b._data.ndim != 3:
-        raise RuntimeError("batch1 must be a 3D tensor" if a._data.ndim != 3 else "batch2 must be a 3D tensor")
+        raise RuntimeError(
+            "batch1 must be a 3D tensor" if a._data.ndim != 3 else "batch2 must be a 3D tensor"
+        )
     return matmul(a, b)
 
 
@@ -159,6 +174,8 @@ class AddmmBackward0(Node):
     """``x @ W.T + b`` in one node (torch's ``linear``): three matmuls at most in backward."""
 
     __slots__ = ("w", "x")
+    w: Any
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any, Any]:
         nf = self.next_functions
@@ -193,8 +210,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     xd, wd = x._data, weight._data
     if xd.shape[-1] != wd.shape[-1]:
         rows = int(np.prod(xd.shape[:-1])) if xd.ndim > 1 else 1
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{xd.shape[-1]} and "
-                           f"{wd.shape[1]}x{wd.shape[0]})")
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{xd.shape[-1]} and "
+            f"{wd.shape[1]}x{wd.shape[0]})"
+        )
     out = np.matmul(xd, wd.T)
     if bias is not None:
         out += bias._data

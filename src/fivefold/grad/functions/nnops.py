@@ -23,19 +23,33 @@ def _float(x: Any) -> Any:
     return x if x.dtype.kind == "f" else x.astype(D.default_float())
 
 
-def composite_grads(fn: Callable[..., Tensor], inputs: tuple[Any, ...], g: Tensor,
-                    needed: tuple[bool, ...]) -> list[Any]:
+def composite_grads(
+    fn: Callable[..., Tensor], inputs: tuple[Any, ...], g: Tensor, needed: tuple[bool, ...]
+) -> list[Any]:
     """Gradients of ``fn(*inputs)`` w.r.t. the needed inputs, recorded (for double backward)."""
     out = fn(*inputs)
     wanted = [t for t, n in zip(inputs, needed, strict=True) if n and t is not None]
-    grads = run_backward([out], [g], retain_graph=True, create_graph=True, inputs=wanted, accumulate=False,
-                         allow_unused=True) or []
+    grads = (
+        run_backward(
+            [out],
+            [g],
+            retain_graph=True,
+            create_graph=True,
+            inputs=wanted,
+            accumulate=False,
+            allow_unused=True,
+        )
+        or []
+    )
     it = iter(grads)
     return [next(it) if n and t is not None else None for t, n in zip(inputs, needed, strict=True)]
 
 
 class SoftmaxBackward0(Node):
     __slots__ = ("axis", "x", "y")
+    axis: Any
+    x: Any
+    y: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         y = self.y if ops.raw else softmax(ops.v(self.x), self.axis)
@@ -47,6 +61,9 @@ class SoftmaxBackward0(Node):
 
 class LogSoftmaxBackward0(Node):
     __slots__ = ("axis", "x", "y")
+    axis: Any
+    x: Any
+    y: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         y = self.y if ops.raw else log_softmax(ops.v(self.x), self.axis)
@@ -93,14 +110,27 @@ def log_softmax(a: Tensor, dim: Any = None, dtype: Any = None) -> Tensor:
 # ----------------------------------------------------------------------------- layer norm
 class NativeLayerNormBackward0(Node):
     __slots__ = ("axes", "b", "eps", "rstd", "w", "x", "xhat")
+    axes: Any
+    b: Any
+    eps: Any
+    rstd: Any
+    w: Any
+    x: Any
+    xhat: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any, Any]:
         nf = self.next_functions
         need = tuple(f is not None for f, _ in nf)
         if not ops.raw:
-            shape = tuple(self.x.shape[len(self.x.shape) - len(self.axes):])
-            return tuple(composite_grads(lambda x, w, b: _layer_norm_composite(x, shape, w, b, self.eps),
-                                         (self.x, self.w, self.b), g, need))  # type: ignore[return-value]
+            shape = tuple(self.x.shape[len(self.x.shape) - len(self.axes) :])
+            return tuple(
+                composite_grads(
+                    lambda x, w, b: _layer_norm_composite(x, shape, w, b, self.eps),
+                    (self.x, self.w, self.b),
+                    g,
+                    need,
+                )
+            )  # type: ignore[return-value]
         axes, xhat, rstd = self.axes, self.xhat, self.rstd
         w = None if self.w is None else self.w._data
         batch_axes = tuple(range(g.ndim - len(axes)))
@@ -108,8 +138,11 @@ class NativeLayerNormBackward0(Node):
         if need[0]:
             dxhat = g * w if w is not None else g
             n = int(np.prod([g.shape[a] for a in axes]))
-            gx = rstd * (dxhat - dxhat.sum(axis=axes, keepdims=True) / n
-                         - xhat * ((dxhat * xhat).sum(axis=axes, keepdims=True) / n))
+            gx = rstd * (
+                dxhat
+                - dxhat.sum(axis=axes, keepdims=True) / n
+                - xhat * ((dxhat * xhat).sum(axis=axes, keepdims=True) / n)
+            )
         if need[1]:
             gw = (g * xhat).sum(axis=batch_axes)
         if need[2]:
@@ -124,7 +157,7 @@ def _layer_norm_composite(x: Tensor, shape: tuple[int, ...], w: Any, b: Any, eps
     dims = tuple(range(x.ndim - len(shape), x.ndim))
     mu = x.mean(dims, keepdim=True)
     c = x - mu
-    out = c / ((c * c).mean(dims, keepdim=True) + eps).sqrt()
+    out: Tensor = c / ((c * c).mean(dims, keepdim=True) + eps).sqrt()
     if w is not None:
         out = out * w
     if b is not None:
@@ -132,13 +165,20 @@ def _layer_norm_composite(x: Tensor, shape: tuple[int, ...], w: Any, b: Any, eps
     return out
 
 
-def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None, bias: Tensor | None = None,
-               eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    x: Tensor,
+    normalized_shape: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     xd = x._data
-    if tuple(xd.shape[xd.ndim - len(shape):]) != shape:
-        raise RuntimeError(f"Given normalized_shape=[{', '.join(map(str, shape))}], expected input with shape "
-                           f"[*, {', '.join(map(str, shape))}], but got input of size[{', '.join(map(str, xd.shape))}]")
+    if tuple(xd.shape[xd.ndim - len(shape) :]) != shape:
+        raise RuntimeError(
+            f"Given normalized_shape=[{', '.join(map(str, shape))}], expected input with shape "
+            f"[*, {', '.join(map(str, shape))}], but got input of size[{', '.join(map(str, xd.shape))}]"
+        )
     axes = tuple(range(xd.ndim - len(shape), xd.ndim))
     mu = xd.mean(axis=axes, keepdims=True)
     c = xd - mu
@@ -152,8 +192,11 @@ def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None, b
     out = out.astype(xd.dtype, copy=False)
     rg = x._rg or (weight is not None and weight._rg) or (bias is not None and bias._rg)
     if STATE.enabled and rg:
-        edges = (edge(x), edge(weight) if weight is not None else (None, 0),
-                 edge(bias) if bias is not None else (None, 0))
+        edges = (
+            edge(x),
+            edge(weight) if weight is not None else (None, 0),
+            edge(bias) if bias is not None else (None, 0),
+        )
         node = NativeLayerNormBackward0(edges)
         node.axes, node.x, node.w, node.b, node.eps = axes, x, weight, bias, eps
         node.xhat, node.rstd = xhat, rstd
@@ -177,6 +220,9 @@ def dropout(a: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
 
 class EmbeddingBackward0(Node):
     __slots__ = ("idx", "padding_idx", "shape")
+    idx: Any
+    padding_idx: Any
+    shape: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         idx = self.idx
@@ -193,9 +239,11 @@ class EmbeddingBackward0(Node):
 def embedding(index: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     idx = index._data
     if idx.dtype.kind not in "iu":
-        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
-                           f"Long, Int; but got torch.{D.BY_NP[idx.dtype].name} instead (while checking arguments "
-                           "for embedding)")
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+            f"Long, Int; but got torch.{D.BY_NP[idx.dtype].name} instead (while checking arguments "
+            "for embedding)"
+        )
     w = weight._data
     if idx.size and (idx.min() < -w.shape[0] or idx.max() >= w.shape[0]):
         raise IndexError("index out of range in self")
@@ -229,6 +277,9 @@ def _reduce_grad(g: Any, shape: tuple[int, ...], reduction: str, ops: Any) -> An
 
 class MseLossBackward0(Node):
     __slots__ = ("a", "b", "reduction")
+    a: Any
+    b: Any
+    reduction: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         a, b = ops.v(self.a), ops.v(self.b)
@@ -264,12 +315,13 @@ def mse_loss(a: Tensor, b: Tensor, reduction: str = "mean") -> Tensor:
 
 class NllLossBackward0(Node):
     __slots__ = ("coef",)
+    coef: Any
     _saves = True
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         coef = self.coef
         if ops.unwrap(g).ndim:  # reduction='none': one gradient per sample
-            g = ops.reshape(g, tuple(ops.unwrap(g).shape[:1]) + (1,) + tuple(ops.unwrap(g).shape[1:]))
+            g = ops.reshape(g, (*tuple(ops.unwrap(g).shape[:1]), 1, *tuple(ops.unwrap(g).shape[1:])))
         return (g * ops.const(coef),)
 
     def _release(self) -> None:
@@ -280,8 +332,13 @@ class NllLoss2DBackward0(NllLossBackward0):
     __slots__ = ()
 
 
-def nll_loss(logp: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Tensor:
+def nll_loss(
+    logp: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
     x = logp._data
     t = target._data
     if t.dtype.kind not in "iu":
@@ -298,8 +355,7 @@ def nll_loss(logp: Tensor, target: Tensor, weight: Tensor | None = None, ignore_
         raise IndexError(f"Target {int(safe.max() if safe.max() >= c else safe.min())} is out of bounds.")
     w = np.ones(c, x.dtype) if weight is None else weight._data.astype(x.dtype)
     wt = w[safe] * valid
-    picked = np.take_along_axis(x, safe[:, None], axis=1)[:, 0] if x.ndim == 2 else \
-        np.take_along_axis(x, safe[:, None], axis=1)[:, 0]
+    picked = np.take_along_axis(x, safe[:, None], axis=1)[:, 0]
     losses = -picked * wt
     if reduction == "mean":
         total = wt.sum()
@@ -324,8 +380,14 @@ def nll_loss(logp: Tensor, target: Tensor, weight: Tensor | None = None, ignore_
     return _wrap(out, None)
 
 
-def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
-                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     logp = log_softmax(logits, 1 if logits.ndim > 1 else 0)
     if target._data.dtype.kind == "f":  # class probabilities
         from fivefold.grad.functions.reduce import mean
@@ -349,6 +411,11 @@ def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None, 
 
 class BinaryCrossEntropyWithLogitsBackward0(Node):
     __slots__ = ("pos_weight", "reduction", "weight", "x", "y")
+    pos_weight: Any
+    reduction: Any
+    weight: Any
+    x: Any
+    y: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         x, y = ops.v(self.x), ops.v(self.y)
@@ -376,11 +443,18 @@ class BinaryCrossEntropyWithLogitsBackward0(Node):
         self.x = self.y = self.weight = self.pos_weight = None
 
 
-def binary_cross_entropy_with_logits(x: Tensor, y: Tensor, weight: Tensor | None = None,
-                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+def binary_cross_entropy_with_logits(
+    x: Tensor,
+    y: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
     xd, yd = x._data, y._data
     if xd.shape != yd.shape:
-        raise ValueError(f"Target size ({tuple(yd.shape)}) must be the same as input size ({tuple(xd.shape)})")
+        raise ValueError(
+            f"Target size ({tuple(yd.shape)}) must be the same as input size ({tuple(xd.shape)})"
+        )
     log_sig = -np.logaddexp(0, -xd)
     log_one_minus = -np.logaddexp(0, xd)
     if pos_weight is None:
@@ -398,9 +472,15 @@ def binary_cross_entropy_with_logits(x: Tensor, y: Tensor, weight: Tensor | None
     return _wrap(out, None)
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None,
-                                 dropout_p: float = 0.0, is_causal: bool = False,
-                                 scale: float | None = None) -> Tensor:
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
     """softmax(q k^T / sqrt(d) + mask) v, built from primitive ops."""
     from fivefold.grad.functions.index import masked_fill
     from fivefold.grad.functions.linalg import matmul

@@ -34,7 +34,9 @@ def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[i
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
-def _back_expand(g: Any, shape: tuple[int, ...], axes: tuple[int, ...] | None, keepdim: bool, ops: Any) -> Any:
+def _back_expand(
+    g: Any, shape: tuple[int, ...], axes: tuple[int, ...] | None, keepdim: bool, ops: Any
+) -> Any:
     if not keepdim:
         g = ops.reshape(g, _kept_shape(shape, axes))
     return ops.expand(g, shape)
@@ -42,6 +44,9 @@ def _back_expand(g: Any, shape: tuple[int, ...], axes: tuple[int, ...] | None, k
 
 class SumBackward0(Node):
     __slots__ = ("axes", "keepdim", "shape")
+    axes: Any
+    keepdim: Any
+    shape: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -84,6 +89,10 @@ def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 class MeanBackward0(Node):
     __slots__ = ("axes", "count", "keepdim", "shape")
+    axes: Any
+    count: Any
+    keepdim: Any
+    shape: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -110,7 +119,8 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
     if x.dtype.kind != "f":
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
-            f"dtype. Got: {D.TORCH_NAME[str(x.dtype)]}")
+            f"dtype. Got: {D.TORCH_NAME[str(x.dtype)]}"
+        )
     axes = axes_of(dim, x.ndim)
     out = np.asarray(x.mean(axis=axes, keepdims=keepdim), x.dtype)
     if STATE.enabled and a._rg:
@@ -123,6 +133,11 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
 
 class VarBackward0(Node):
     __slots__ = ("axes", "correction", "keepdim", "std", "x")
+    axes: Any
+    correction: Any
+    keepdim: Any
+    std: Any
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         x = ops.v(self.x)
@@ -154,15 +169,17 @@ def _correction(unbiased: Any, correction: Any) -> float:
     return 1.0 if unbiased else 0.0
 
 
-def var(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
-        correction: Any = None) -> Tensor:
+def var(
+    a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None
+) -> Tensor:
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     return _var_std(a, dim, _correction(unbiased, correction), keepdim, False)
 
 
-def std(a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
-        correction: Any = None) -> Tensor:
+def std(
+    a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None
+) -> Tensor:
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     return _var_std(a, dim, _correction(unbiased, correction), keepdim, True)
@@ -174,7 +191,9 @@ def _var_std(a: Tensor, dim: Any, correction: float, keepdim: bool, take_sqrt: b
     n = _count(x.shape, axes)
     centred = x - x.mean(axis=axes, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.asarray((centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(n - correction, 0), x.dtype)
+        out = np.asarray(
+            (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(n - correction, 0), x.dtype
+        )
         if take_sqrt:
             out = np.sqrt(out)
     if STATE.enabled and a._rg:
@@ -190,6 +209,7 @@ class MaxBackward1(Node):
     """Full max/min: the gradient is shared evenly between tied maxima (torch's convention)."""
 
     __slots__ = ("mask",)
+    mask: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         mask = self.mask
@@ -207,6 +227,10 @@ class MaxBackward0(Node):
     """max/min along a dim: the gradient goes to the returned index only."""
 
     __slots__ = ("axis", "idx", "keepdim", "shape")
+    axis: Any
+    idx: Any
+    keepdim: Any
+    shape: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         idx = self.idx if self.keepdim else np.expand_dims(self.idx, self.axis)
@@ -235,8 +259,10 @@ def _extreme(a: Tensor, dim: Any, keepdim: bool, take_max: bool) -> Any:
     x = a._data
     if dim is None:
         if x.size == 0:
-            raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() == 0. "
-                               "Specify the reduction dim with the 'dim' argument.")
+            raise RuntimeError(
+                "max(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument."
+            )
         out = np.asarray(x.max() if take_max else x.min())
         if STATE.enabled and a._rg:
             node = (MaxBackward1 if take_max else MinBackward1)((edge(a),))
@@ -253,9 +279,9 @@ def _extreme(a: Tensor, dim: Any, keepdim: bool, take_max: bool) -> Any:
     if not keepdim:
         values = values.squeeze(axis)
     if STATE.enabled and a._rg:
-        node = (MaxBackward0 if take_max else MinBackward0)((edge(a),))
-        node.axis, node.idx, node.keepdim, node.shape = axis, idx, keepdim, x.shape
-        return MaxResult(_wrap(values, node), _wrap(idx.astype(D.NP_I64), None))
+        node0 = (MaxBackward0 if take_max else MinBackward0)((edge(a),))
+        node0.axis, node0.idx, node0.keepdim, node0.shape = axis, idx, keepdim, x.shape
+        return MaxResult(_wrap(values, node0), _wrap(idx.astype(D.NP_I64), None))
     return MaxResult(_wrap(values, None), _wrap(idx.astype(D.NP_I64), None))
 
 
@@ -281,6 +307,9 @@ def min(a: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
 
 class AmaxBackward0(Node):
     __slots__ = ("axes", "keepdim", "mask")
+    axes: Any
+    keepdim: Any
+    mask: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         mask = self.mask
@@ -321,6 +350,10 @@ def _amax(a: Tensor, dim: Any, keepdim: bool, take_max: bool) -> Tensor:
 
 class ProdBackward0(Node):
     __slots__ = ("axis", "keepdim", "out", "x")
+    axis: Any
+    keepdim: Any
+    out: Any
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         x = ops.v(self.x)
@@ -379,6 +412,10 @@ def prod(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
 
 class LogsumexpBackward0(Node):
     __slots__ = ("axes", "keepdim", "out", "x")
+    axes: Any
+    keepdim: Any
+    out: Any
+    x: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         x = ops.v(self.x)

@@ -26,6 +26,7 @@ def view_of(a: Tensor, arr: Any, node: Node | None) -> Tensor:
 
 class ToCopyBackward0(Node):
     __slots__ = ("dtype",)
+    dtype: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -46,6 +47,7 @@ def cast(a: Tensor, dtype: Any) -> Tensor:
 
 class ViewBackward0(Node):
     __slots__ = ("shape",)
+    shape: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -87,8 +89,9 @@ def reshape(a: Tensor, *shape: Any) -> Tensor:
     try:
         arr = a._data.reshape(target)
     except ValueError:
-        raise RuntimeError(f"shape '[{', '.join(str(s) for s in target)}]' is invalid for input of size "
-                           f"{a._data.size}") from None
+        raise RuntimeError(
+            f"shape '[{', '.join(str(s) for s in target)}]' is invalid for input of size {a._data.size}"
+        ) from None
     return _reshaped(a, arr, ViewBackward0)
 
 
@@ -113,14 +116,14 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     s, e = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
     if s == e:
         return a
-    merged = int(np.prod(shape[s:e + 1]))
-    return reshape(a, shape[:s] + (merged,) + shape[e + 1:])
+    merged = int(np.prod(shape[s : e + 1]))
+    return reshape(a, (*shape[:s], merged, *shape[e + 1 :]))
 
 
 def unflatten(a: Tensor, dim: int, sizes: Any) -> Tensor:
     shape = a._data.shape
     d = _dim(dim, len(shape))
-    return reshape(a, shape[:d] + tuple(sizes) + shape[d + 1:])
+    return reshape(a, shape[:d] + tuple(sizes) + shape[d + 1 :])
 
 
 def squeeze(a: Tensor, dim: Any = None) -> Tensor:
@@ -141,6 +144,7 @@ def unsqueeze(a: Tensor, dim: int) -> Tensor:
 
 class PermuteBackward0(Node):
     __slots__ = ("inverse",)
+    inverse: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -169,9 +173,11 @@ def permute(a: Tensor, *dims: Any) -> Tensor:
     nd = a._data.ndim
     norm = tuple(_dim(d, nd) for d in axes)
     if len(norm) != nd or len(set(norm)) != nd:
-        raise RuntimeError("permute(sparse_coo): number of dimensions in the tensor input does not match the "
-                           "length of the desired ordering of dimensions i.e. input.dim() = "
-                           f"{nd} is not equal to len(dims) = {len(norm)}")
+        raise RuntimeError(
+            "permute(sparse_coo): number of dimensions in the tensor input does not match the "
+            "length of the desired ordering of dimensions i.e. input.dim() = "
+            f"{nd} is not equal to len(dims) = {len(norm)}"
+        )
     return _permuted(a, norm, PermuteBackward0)
 
 
@@ -198,6 +204,7 @@ def mT(a: Tensor) -> Tensor:
 
 class ExpandBackward0(Node):
     __slots__ = ("shape",)
+    shape: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
@@ -217,7 +224,8 @@ def expand(a: Tensor, *sizes: Any) -> Tensor:
             raise RuntimeError(
                 f"The expanded size of the tensor ({want}) must match the existing size ({have}) at "
                 f"non-singleton dimension {i + lead}.  Target sizes: [{', '.join(str(s) for s in target)}].  "
-                f"Tensor sizes: [{', '.join(str(s) for s in x.shape)}]")
+                f"Tensor sizes: [{', '.join(str(s) for s in x.shape)}]"
+            )
     arr = np.broadcast_to(x, tuple(target))
     if STATE.enabled and a._rg:
         node = ExpandBackward0((edge(a),))
@@ -255,21 +263,28 @@ def clone_(a: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------- cat / stack / split
 class CatBackward0(Node):
     __slots__ = ("axis", "sizes")
+    axis: Any
+    sizes: Any
     _saves = False
 
-    def apply(self, g: Any, ops: Any) -> list[Any]:
+    def apply(self, g: Any, ops: Any) -> Any:
         return ops.split_at(g, self.sizes, self.axis)
 
 
 class StackBackward0(Node):
     __slots__ = ("axis",)
+    axis: Any
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> list[Any]:
         n = len(self.next_functions)
         parts = ops.split_at(g, [1] * n, self.axis)
-        return [ops.reshape(p, tuple(ops.unwrap(p).shape[: self.axis]) + tuple(ops.unwrap(p).shape[self.axis + 1:]))
-                for p in parts]
+        return [
+            ops.reshape(
+                p, tuple(ops.unwrap(p).shape[: self.axis]) + tuple(ops.unwrap(p).shape[self.axis + 1 :])
+            )
+            for p in parts
+        ]
 
 
 def _same_dtype(tensors: list[Tensor]) -> list[Any]:
@@ -298,8 +313,10 @@ def cat(tensors: Any, dim: int = 0, *, axis: int | None = None) -> Tensor:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} and {arr.ndim}")
         for k in range(ref.ndim):
             if k != d and arr.shape[k] != ref.shape[k]:
-                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
-                                   f"{ref.shape[k]} but got size {arr.shape[k]} for tensor number {i} in the list.")
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {d}. Expected size "
+                    f"{ref.shape[k]} but got size {arr.shape[k]} for tensor number {i} in the list."
+                )
     out = np.concatenate(arrays, axis=d)
     if STATE.enabled and any(t._rg for t in ts):
         node = CatBackward0(tuple(edge(t) for t in ts))
@@ -315,9 +332,11 @@ def stack(tensors: Any, dim: int = 0) -> Tensor:
     arrays = _same_dtype(ts)
     for i, arr in enumerate(arrays[1:], start=1):
         if arr.shape != arrays[0].shape:
-            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
-                               f"[{', '.join(map(str, arrays[0].shape))}] at entry 0 and "
-                               f"[{', '.join(map(str, arr.shape))}] at entry {i}")
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got "
+                f"[{', '.join(map(str, arrays[0].shape))}] at entry 0 and "
+                f"[{', '.join(map(str, arr.shape))}] at entry {i}"
+            )
     d = _dim(dim, arrays[0].ndim + 1)
     out = np.stack(arrays, axis=d)
     if STATE.enabled and any(t._rg for t in ts):
@@ -329,6 +348,11 @@ def stack(tensors: Any, dim: int = 0) -> Tensor:
 
 class SplitBackward0(Node):
     __slots__ = ("_nout", "axis", "dtype", "shape", "sizes")
+    _nout: Any
+    axis: Any
+    dtype: Any
+    shape: Any
+    sizes: Any
     _saves = False
 
     def apply(self, grads: Any, ops: Any) -> tuple[Any]:
@@ -363,7 +387,9 @@ class UnbindBackward0(SplitBackward0):
 def _split_views(a: Tensor, sizes: list[int], axis: int, cls: type[SplitBackward0]) -> tuple[Tensor, ...]:
     x = a._data
     bounds = np.cumsum([0, *sizes])
-    pieces = [x[(slice(None),) * axis + (slice(int(bounds[i]), int(bounds[i + 1])),)] for i in range(len(sizes))]
+    pieces = [
+        x[(slice(None),) * axis + (slice(int(bounds[i]), int(bounds[i + 1])),)] for i in range(len(sizes))
+    ]
     if cls is UnbindBackward0:
         pieces = [p.squeeze(axis) for p in pieces]
     if STATE.enabled and a._rg:
@@ -388,8 +414,10 @@ def split(a: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
         return _split_views(a, sizes, axis, SplitBackward0)
     sizes = [int(s) for s in split_size_or_sections]
     if sum(sizes) != n:
-        raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
-                           f"dimension {axis}), but got split_sizes=[{', '.join(map(str, sizes))}]")
+        raise RuntimeError(
+            f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
+            f"dimension {axis}), but got split_sizes=[{', '.join(map(str, sizes))}]"
+        )
     return _split_views(a, sizes, axis, SplitWithSizesBackward0)
 
 

@@ -19,12 +19,24 @@ from fivefold.grad.tensor import Tensor, _wrap
 class MultiheadAttention(Module):
     """softmax(QK^T/sqrt(d) + mask) V over ``num_heads`` heads; ``batch_first`` as in torch."""
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 batch_first: bool = False, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        batch_first: bool = False,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
         if embed_dim % num_heads:
             raise AssertionError("embed_dim must be divisible by num_heads")
-        self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
+        self.embed_dim, self.num_heads, self.dropout, self.batch_first = (
+            embed_dim,
+            num_heads,
+            dropout,
+            batch_first,
+        )
         self.head_dim = embed_dim // num_heads
         self.in_proj_weight = _param(3 * embed_dim, embed_dim, dtype=dtype)
         self.in_proj_bias: Parameter | None = _param(3 * embed_dim, dtype=dtype) if bias else None
@@ -37,9 +49,17 @@ class MultiheadAttention(Module):
             assert self.out_proj.bias is not None
             init.zeros_(self.out_proj.bias)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
-                need_weights: bool = True, attn_mask: Tensor | None = None, average_attn_weights: bool = True,
-                is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
         if self.batch_first:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         tgt, bsz, e = query.shape
@@ -47,8 +67,8 @@ class MultiheadAttention(Module):
         h, d = self.num_heads, self.head_dim
         w, b = self.in_proj_weight, self.in_proj_bias
         q = F.linear(query, w[:e], None if b is None else b[:e])
-        k = F.linear(key, w[e:2 * e], None if b is None else b[e:2 * e])
-        v = F.linear(value, w[2 * e:], None if b is None else b[2 * e:])
+        k = F.linear(key, w[e : 2 * e], None if b is None else b[e : 2 * e])
+        v = F.linear(value, w[2 * e :], None if b is None else b[2 * e :])
         # (L, N, E) -> (N, H, L, d)
         q = q.reshape(tgt, bsz * h, d).transpose(0, 1).reshape(bsz, h, tgt, d)
         k = k.reshape(src, bsz * h, d).transpose(0, 1).reshape(bsz, h, src, d)
@@ -70,8 +90,16 @@ class MultiheadAttention(Module):
             weights = attn.mean(1) if average_attn_weights else attn
         return out, weights
 
-    def _additive_mask(self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, bsz: int, tgt: int,
-                       src: int, dtype: Any, is_causal: bool) -> np.ndarray[Any, Any] | None:
+    def _additive_mask(
+        self,
+        attn_mask: Tensor | None,
+        key_padding_mask: Tensor | None,
+        bsz: int,
+        tgt: int,
+        src: int,
+        dtype: Any,
+        is_causal: bool,
+    ) -> np.ndarray[Any, Any] | None:
         mask = None
         if attn_mask is not None:
             m = attn_mask._data

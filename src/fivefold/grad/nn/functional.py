@@ -28,7 +28,25 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
 
 
 __all__ = [
-    "avg_pool2d", "binary_cross_entropy_with_logits", "conv1d", "conv2d", "cross_entropy", "dropout",
-    "embedding", "gelu", "layer_norm", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss",
-    "one_hot", "relu", "scaled_dot_product_attention", "sigmoid", "softmax", "softplus", "tanh",
+    "avg_pool2d",
+    "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "embedding",
+    "gelu",
+    "layer_norm",
+    "linear",
+    "log_softmax",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "one_hot",
+    "relu",
+    "scaled_dot_product_attention",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "tanh",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +10,8 @@ import numpy as np
 
 from fivefold.grad.nn.parameter import Parameter
 from fivefold.grad.tensor import Tensor, _wrap
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Module:
@@ -44,8 +46,10 @@ class Module:
             return
         if params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
-                                "(torch.nn.Parameter or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                    "(torch.nn.Parameter or None expected)"
+                )
             params[name] = None
             return
         buffers = self.__dict__.get("_buffers")
@@ -104,8 +108,9 @@ class Module:
         for _, child in self.named_children():
             yield child
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
         seen: set[int] = set()
         modules = self.named_modules(prefix=prefix) if recurse else iter([(prefix, self)])
         for mod_prefix, module in modules:
@@ -131,7 +136,9 @@ class Module:
             yield b
 
     # ------------------------------------------------------------------ state
-    def state_dict(self, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> OrderedDict[str, Tensor]:
+    def state_dict(
+        self, destination: Any = None, prefix: str = "", keep_vars: bool = False
+    ) -> OrderedDict[str, Tensor]:
         out: OrderedDict[str, Tensor] = OrderedDict() if destination is None else destination
         for mod_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
             for table in (module._parameters, module._buffers):
@@ -152,23 +159,27 @@ class Module:
             target = own[key]
             arr = value._data if isinstance(value, Tensor) else np.asarray(value)
             if arr.shape != target._data.shape:
-                errors.append(f"\tsize mismatch for {key}: copying a param with shape {_size(arr.shape)} from "
-                              f"checkpoint, the shape in current model is {_size(target._data.shape)}.")
+                errors.append(
+                    f"\tsize mismatch for {key}: copying a param with shape {_size(arr.shape)} from "
+                    f"checkpoint, the shape in current model is {_size(target._data.shape)}."
+                )
                 continue
             np.copyto(target._data, arr, casting="unsafe")
             target._vc[0] += 1
         if strict:
             if missing:
-                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+                errors.insert(
+                    0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". "
+                )
             if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected)
-                              + ". ")
+                errors.insert(
+                    0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". "
+                )
         if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
-        from collections import namedtuple
-
-        result = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-        return result(missing, unexpected)
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors)
+            )
+        return IncompatibleKeys(missing, unexpected)
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
