@@ -126,3 +126,19 @@ def test_rope_is_relative() -> None:
     # token (t,h,w) index = t*20 + h*5 + w: equal offsets give equal scores
     assert scores[0, 26].item() == pytest.approx(scores[5, 31].item(), abs=1e-4)
     torch.testing.assert_close((qr * qr).sum(-1), (q * q).sum(-1))
+
+
+def test_activation_checkpointing_gives_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    plain = DiT(TINY_DIT)
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ckpt = DiT(dataclasses.replace(TINY_DIT, grad_checkpoint=True))
+    ckpt.load_state_dict(plain.state_dict())
+    x, tokens = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 5, 384)
+    for model in (plain, ckpt):
+        model.train()
+        model(x, torch.tensor([3.0, 700.0]), tokens).square().sum().backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)

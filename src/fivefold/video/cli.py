@@ -342,11 +342,22 @@ def flops_cmd(config: str, frames: int | None, size: str | None, as_json: bool) 
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--text-cache", type=click.Path(path_type=Path), default=None)
-def pack_cmd(checkpoint: Path, out: Path, text_cache: Path | None) -> None:
-    """Turn a training checkpoint into a small sampling checkpoint (EMA weights, fp16)."""
+@click.option("--vae-eval", type=click.Path(path_type=Path), default=None, help="vae_eval.json to record.")
+def pack_cmd(checkpoint: Path, out: Path, text_cache: Path | None, vae_eval: Path | None) -> None:
+    """Turn a training checkpoint into a small sampling checkpoint (EMA weights, fp16).
+
+    From --text-cache it keeps the embeddings of the null prompt and of the plain prompt of every
+    (shape, colour, direction) combination, so those prompts sample without loading the encoder."""
+    import json
+
+    from fivefold.video.data import ALL_COMBOS, canonical_caption
     from fivefold.video.pack import pack
 
-    size = pack(checkpoint, out, text_cache)
+    meta: dict[str, object] = {}
+    if vae_eval is not None:
+        meta["vae_eval"] = json.loads(vae_eval.read_text())
+    prompts = [canonical_caption(c) for c in ALL_COMBOS]
+    size = pack(checkpoint, out, text_cache, meta=meta, prompts=prompts)
     click.echo(f"{out}: {size / 1e6:.1f} MB")
 
 

@@ -11,8 +11,14 @@ from fivefold.video.trainloop import atomic_save, load_checkpoint
 
 
 def pack(
-    checkpoint: Path, out: Path, text_cache: Path | None = None, meta: dict[str, object] | None = None
+    checkpoint: Path,
+    out: Path,
+    text_cache: Path | None = None,
+    meta: dict[str, object] | None = None,
+    prompts: list[str] | None = None,
 ) -> int:
+    """Write the sampling checkpoint; ``prompts`` limits the embedded text cache (the null prompt is
+    always kept). Returns its size in bytes."""
     state = load_checkpoint(checkpoint)
     if state["kind"] != "dit":
         raise UsageError(
@@ -30,6 +36,10 @@ def pack(
         "meta": {"trained_steps": state["step"], "train_config": state["train_config"], **(meta or {})},
     }
     if text_cache is not None:
-        blob["text_cache"] = torch.load(text_cache, map_location="cpu", weights_only=True)
+        cache = torch.load(text_cache, map_location="cpu", weights_only=True)
+        if prompts is not None:
+            keep = {"", *prompts}
+            cache = {p: v for p, v in cache.items() if p in keep}
+        blob["text_cache"] = cache
     atomic_save(blob, out)
     return out.stat().st_size
