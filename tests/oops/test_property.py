@@ -40,3 +40,20 @@ def test_mutated_logs_never_raise(log: bytes, edits: list[tuple[float, int, byte
 @given(st.text(alphabet=st.sampled_from(list("BUG: WARNING INFO: Call Trace:\n[]<>+0x/ ?#")), max_size=600))
 def test_header_soup_never_raises(text: str) -> None:
     parse(text)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from([*LOGS, b"[ 1.0] plain line\n" * 50, b"\xff\x00junk\n" * 20]),
+             min_size=1, max_size=4),
+    st.sampled_from([512, 4096, 1 << 16]),
+)
+def test_stream_agrees_with_parse(parts: list[bytes], chunk: int) -> None:
+    import io
+
+    from fivefold.oops import parse_stream
+
+    log = b"".join(parts)
+    whole = [(c.title, c.start) for c in parse(log)]
+    streamed = [(c.title, c.start) for c in parse_stream(io.BytesIO(log), chunk_size=chunk)]
+    assert streamed == whole
