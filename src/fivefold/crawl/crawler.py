@@ -269,7 +269,10 @@ class Crawler:
             self._claiming = False
         for item in items:
             host = self._host(item.url)
-            host.waiting.append(item)
+            if item.meta.get("next"):
+                host.waiting.appendleft(item)
+            else:
+                host.waiting.append(item)
             self._nonempty[host.name] = None
         self._buffered += len(items)
         if items:
@@ -385,18 +388,23 @@ class Crawler:
         if item.depth < rules.max_depth:
             several = len(rules.pages) > 1
             pagination_type = rule.name if several else None
-            for urls, as_type in ((found.links, rule.follow_as), (found.paginate, pagination_type)):
+            # The next index page is a sibling, not a child: long paginations do not hit max_depth.
+            for urls, as_type, depth in ((found.links, rule.follow_as, item.depth + 1),
+                                         (found.paginate, pagination_type, item.depth)):
                 for url in urls:
                     if rules.same_site and site_of(url) not in self._sites:
                         continue
                     if not rule.wants_link(url):
                         continue
-                    new.append(Item(url, "page", item.depth + 1, {"as": as_type} if as_type else {}))
-        meta = {"page": item.url, "title": found.title, "fields": found.fields}
+                    meta: dict[str, Any] = {"as": as_type} if as_type else {}
+                    if depth == item.depth:
+                        meta["next"] = 1  # pagination goes first: it is the crawl's critical path
+                    new.append(Item(url, "page", depth, meta))
+        media_meta = {"page": item.url, "title": found.title, "fields": found.fields}
         for url in found.media:
             if rules.generic and PurePosixPath(urlsplit(url).path).suffix.lower() in _NOT_MEDIA:
                 continue
-            new.append(Item(url, "media", item.depth + 1, meta))
+            new.append(Item(url, "media", item.depth + 1, media_meta))
         return new
 
     async def _media(self, item: Item, host: Host) -> None:
@@ -435,7 +443,12 @@ class Crawler:
         path, is_new = await state.reserve(result.sha256, names, row, item.depth)
         row.path = path
         if is_new:
-            store.place(result.temp, path)
+            try:
+                store.place(result.temp, path)
+            except (OSError, ValueError) as exc:
+                result.temp.unlink(missing_ok=True)
+                await state.drop_pending(result.sha256)
+                raise FetchError(f"cannot store as {path!r}: {exc}", retryable=False) from None
             self._stored += 1
         else:
             os.unlink(result.temp)
