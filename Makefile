@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Debian packages the tests use: a real redis-server (crawl), llvm-symbolizer and addr2line
 # (oops symbolization), cross compilers for the test ELF rebuild script.
-APT_PACKAGES := redis-server llvm binutils-multiarch
+APT_PACKAGES := redis-server llvm binutils-multiarch graphviz
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
