@@ -253,11 +253,11 @@ def run_backward(
     """
     ops = _backend().TENSOR if create_graph else _backend().NP
     start: list[tuple[Node, int, Any]] = []
-    for i, (root, g) in enumerate(zip(roots, grads, strict=True)):
-        node, nr = edge(root)
+    for i, root in enumerate(roots):
+        node, nr = (root.grad_fn, root._onr) if root.grad_fn is not None else edge(root)
         if node is None:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
-        start.append((node, nr, g))
+        start.append((node, nr, grads[i]))
 
     captures: dict[Node, list[tuple[int, int]]] | None = None
     capture_only: set[Node] = set()

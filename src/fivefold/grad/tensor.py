@@ -16,7 +16,7 @@ import numpy as np
 
 from fivefold.grad import _dtype as D
 from fivefold.grad import graph as _graph_module
-from fivefold.grad.graph import Node, RemovableHandle
+from fivefold.grad.graph import Node, RemovableHandle, run_backward
 from fivefold.grad.mode import STATE
 
 _new = object.__new__
@@ -174,6 +174,15 @@ class Tensor:
         create_graph: bool = False,
         inputs: Sequence[Tensor] | Tensor | None = None,
     ) -> None:
+        fn = self.grad_fn
+        if gradient is None and inputs is None and not create_graph and fn is not None:
+            # The common ``loss.backward()``: skip the general argument handling.
+            data = self._data
+            if data.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            run_backward((self,), (np.ones(data.shape, data.dtype),), retain_graph=bool(retain_graph),
+                         create_graph=False)
+            return
         from fivefold.grad import autograd
 
         autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
