@@ -100,6 +100,8 @@ OPS = [
     Op("chunk", lambda L, a: a.chunk(2, -1)[0] * 3, min_dims=1),
     Op("softmax", lambda L, a: a.softmax(-1), min_dims=1),
     Op("log_softmax", lambda L, a: a.log_softmax(0), min_dims=1),
+    Op("tril", lambda L, a: a.tril(), min_dims=2),
+    Op("triu_k", lambda L, a: L.triu(a, 1), min_dims=2),
     Op("masked_fill", lambda L, a: a.masked_fill(a > 0.5, 0.0)),
     Op("gather", lambda L, a: a.gather(-1, L.zeros(a.shape, dtype=L.long)), min_dims=1),
     Op("layer_norm", lambda L, a: L.nn.functional.layer_norm(a, a.shape[-1:]), min_dims=1),

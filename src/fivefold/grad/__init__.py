@@ -59,7 +59,7 @@ from fivefold.grad.functions.elementwise import (
 from fivefold.grad.functions.elementwise import (
     clamp as clip,
 )
-from fivefold.grad.functions.index import gather, index_select, masked_fill
+from fivefold.grad.functions.index import gather, index_select, masked_fill, one_hot, tril, triu
 from fivefold.grad.functions.linalg import bmm, dot, matmul, mm
 from fivefold.grad.functions.nnops import log_softmax, softmax
 from fivefold.grad.functions.reduce import (
@@ -208,6 +208,7 @@ __all__ = [
     "nn",
     "no_grad",
     "numel",
+    "one_hot",
     "ones",
     "ones_like",
     "optim",
@@ -241,6 +242,8 @@ __all__ = [
     "tanh",
     "tensor",
     "transpose",
+    "tril",
+    "triu",
     "uint8",
     "unbind",
     "unsqueeze",

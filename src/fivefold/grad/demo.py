@@ -116,13 +116,25 @@ def plot_losses(series: dict[str, list[float]], path: Path, size: tuple[int, int
     return path
 
 
+def _single_threaded_blas() -> Any:
+    """Tiny matmuls run slower with BLAS threads (hand-off costs more than the work)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: comes with scikit-learn
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def demo(out_dir: Path) -> dict[str, str]:
     from fivefold.grad.viz import render, to_dot
 
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    a, b, line_losses = fit_line()
-    accuracy, digit_losses = train_digits()
+    with _single_threaded_blas():
+        a, b, line_losses = fit_line()
+        accuracy, digit_losses = train_digits()
     plot = plot_losses(
         {"line fit y=3x+1 (SGD lr=0.01)": line_losses, "digits MLP (Adam)": digit_losses},
         out_dir / "loss.png",

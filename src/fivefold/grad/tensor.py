@@ -180,8 +180,12 @@ class Tensor:
             data = self._data
             if data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            run_backward((self,), (np.ones(data.shape, data.dtype),), retain_graph=bool(retain_graph),
-                         create_graph=False)
+            run_backward(
+                (self,),
+                (np.ones(data.shape, data.dtype),),
+                retain_graph=bool(retain_graph),
+                create_graph=False,
+            )
             return
         from fivefold.grad import autograd
 

@@ -109,6 +109,8 @@ def _method_table() -> dict[str, Any]:
         "index_select": I.index_select,
         "masked_fill": I.masked_fill,
         "nonzero": I.nonzero,
+        "tril": I.tril,
+        "triu": I.triu,
         # linear algebra and nn
         "matmul": L.matmul,
         "mm": L.mm,

@@ -16,19 +16,28 @@ import numpy as np
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _wrap
 
-try:  # SciPy's erf is vectorised; math.erf per element is the exact fallback
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - SciPy comes with scikit-learn in dev installs
-    import math
+_ERF: list[Any] = []
 
-    _erf_obj = np.frompyfunc(math.erf, 1, 1)
 
-    def _erf(x: Any) -> Any:
-        return np.asarray(_erf_obj(x), dtype=np.asarray(x).dtype)
+def _erf_impl() -> Any:
+    """SciPy's vectorised erf when installed (imported on first use: it is heavy), else math.erf."""
+    if not _ERF:
+        try:
+            from scipy.special import erf as vectorised
+        except ImportError:  # pragma: no cover - SciPy comes with scikit-learn in dev installs
+            import math
+
+            per_element = np.frompyfunc(math.erf, 1, 1)
+
+            def vectorised(x: Any) -> Any:
+                return np.asarray(per_element(x), dtype=np.asarray(x).dtype)
+
+        _ERF.append(vectorised)
+    return _ERF[0]
 
 
 def erf(x: Any) -> Any:
-    out = _erf(x)
+    out = _erf_impl()(x)
     return out.astype(x.dtype, copy=False) if hasattr(x, "dtype") else out
 
 

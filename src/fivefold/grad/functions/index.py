@@ -250,5 +250,40 @@ def one_hot(index: Tensor, num_classes: int = -1) -> Tensor:
     return _wrap(out, None)
 
 
+class TrilBackward0(Node):
+    __slots__ = ("mask",)
+    _saves = False
+    mask: Any
+
+    def apply(self, g: Any, ops: Any) -> tuple[Any]:
+        return (g * ops.const(self.mask.astype(ops.unwrap(g).dtype)),)
+
+
+class TriuBackward0(TrilBackward0):
+    __slots__ = ()
+
+
+def _triangle(a: Tensor, diagonal: int, lower: bool) -> Tensor:
+    x = a._data
+    rows, cols = x.shape[-2], x.shape[-1]
+    mask = (
+        np.tri(rows, cols, diagonal, dtype=bool) if lower else ~np.tri(rows, cols, diagonal - 1, dtype=bool)
+    )
+    out = np.where(mask, x, np.zeros((), x.dtype))
+    if STATE.enabled and a._rg:
+        node = (TrilBackward0 if lower else TriuBackward0)((edge(a),))
+        node.mask = mask
+        return _wrap(out, node)
+    return _wrap(out, None)
+
+
+def tril(a: Tensor, diagonal: int = 0) -> Tensor:
+    return _triangle(a, diagonal, True)
+
+
+def triu(a: Tensor, diagonal: int = 0) -> Tensor:
+    return _triangle(a, diagonal, False)
+
+
 def nonzero(a: Tensor) -> Tensor:
     return _wrap(np.stack(np.nonzero(a._data), axis=-1).astype(D.NP_I64), None)
