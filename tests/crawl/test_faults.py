@@ -44,6 +44,10 @@ def test_cut_short_reset_and_slow_bodies(serve, tmp_path: Path) -> None:
     outcomes = {h.outcome for h in served.site.hits}
     assert {"truncate", "reset", "slow"} <= outcomes
     assert summary.retries >= sum(h.outcome in ("truncate", "reset") for h in served.site.hits)
+    # A slow body is still a whole body: it is read to the end, not retried.
+    for hit in served.site.hits:
+        if hit.outcome == "slow":
+            assert not [h for h in served.site.hits if h.path == hit.path and h.time > hit.time], hit.path
     check_complete(out, served.site)
     expected = served.site.expected_files()
     for path in expected:

@@ -205,10 +205,13 @@ class DemoSite:
         await response.prepare(request)
         if fault == "slow":
             step = max(1, len(body) // 8)
-            for start in range(0, len(body), step):
-                await response.write(body[start:start + step])
-                await asyncio.sleep(0.02)
-            await response.write_eof()
+            try:
+                for start in range(0, len(body), step):
+                    await response.write(body[start:start + step])
+                    await asyncio.sleep(0.02)
+                await response.write_eof()
+            except ConnectionError:
+                pass  # the client gave up waiting
             return response
         await response.write(body[: len(body) // 2])
         transport = request.transport

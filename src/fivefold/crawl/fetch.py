@@ -96,7 +96,7 @@ async def _fetch_page(session: aiohttp.ClientSession, url: str) -> tuple[bytes, 
         declared = response.content_length
         if declared is not None and declared > PAGE_MAX_BYTES:
             raise FetchError(f"page larger than {PAGE_MAX_BYTES} bytes", retryable=False)
-        body = await response.content.read(PAGE_MAX_BYTES + 1)
+        body = await _read_all(response, PAGE_MAX_BYTES + 1)
         if len(body) > PAGE_MAX_BYTES:
             raise FetchError(f"page larger than {PAGE_MAX_BYTES} bytes", retryable=False)
         if declared is not None and len(body) != declared and not response.headers.get("Content-Encoding"):
@@ -104,12 +104,25 @@ async def _fetch_page(session: aiohttp.ClientSession, url: str) -> tuple[bytes, 
         return body, str(response.url), response.content_type
 
 
+async def _read_all(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body up to ``limit`` bytes; ``read(n)`` alone stops at the first chunk that arrives."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 async def fetch_robots(session: aiohttp.ClientSession, origin: str) -> str | None:
     """robots.txt text; ``None`` (everything allowed) when the site has none or it is broken."""
     try:
         async with session.get(f"{origin}/robots.txt", max_redirects=5) as response:
             if response.status == 200:
-                return (await response.content.read(512 * 1024)).decode("utf-8", errors="replace")
+                return (await _read_all(response, 512 * 1024)).decode("utf-8", errors="replace")
             return None
     except aiohttp.ClientConnectorError as exc:
         raise classify(exc) from None
