@@ -101,3 +101,21 @@ def test_restart_refetches_pages_but_keeps_files(serve, tmp_path: Path) -> None:
     again = run_crawl(served.start, out, options=Options(concurrency=4, per_host=4, restart=True))
     assert again.pages == 4 and again.downloads == 0
     check_complete(out, served.site)
+
+
+def test_rules_file_with_page_types(serve, tmp_path: Path) -> None:
+    import asyncio
+    import dataclasses
+
+    from fivefold.crawl.crawler import crawl
+    from fivefold.crawl.rules import load_rules
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "crawl" / "demo-site.toml"
+    served = serve(index_pages=2, per_page=4)
+    rules = dataclasses.replace(load_rules(example), start=(served.start,))
+    assert [p.name for p in rules.pages] == ["index", "detail"]
+    out = tmp_path / "out"
+    summary = asyncio.run(crawl(rules, out, Options(concurrency=4, per_host=4)))
+    check_complete(out, served.site)
+    assert summary.failed_urls == 0  # /private/ denied by the rules, never even tried
+    assert {r.fields["caption"] for r in read_manifest(out)} == {f"Caption for {i}" for i in range(8)}
