@@ -135,6 +135,7 @@ def merge(
     dry_run: Path | None = None,
     retry_failed: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    pipelining: bool = True,
 ) -> BulkReport | list[Path]:
     """Sends one personalised message per row (or writes ``.eml`` files with ``dry_run``)."""
     batch = plan(template, rows, sender=sender)
@@ -149,5 +150,5 @@ def merge(
     jobs = batch.jobs(dkim=dkim)
     report: BulkReport = run_sync(send_jobs(jobs, endpoint, options, concurrency=concurrency, outbox=outbox,
                                             retries=retries, backoff=backoff, retry_failed=retry_failed,
-                                            progress=progress))
+                                            progress=progress, pipelining=pipelining))
     return report

@@ -70,6 +70,7 @@ class MaildirHandler:
         self.box = mailbox.Maildir(maildir, create=True)
         self.auth = auth
         self.on_message = on_message
+        self.pipelining = True
         self.received: list[Received] = []
         self._lock = threading.Lock()
 
@@ -99,6 +100,15 @@ class MaildirHandler:
         ok = (self.auth is not None and fields.get("user") == self.auth[0]
               and fields.get("auth") == f"Bearer {self.auth[1]}")
         return AuthResult(success=ok, handled=False)
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """Advertises PIPELINING (RFC 2920) like Postfix and Exim: aiosmtpd reads commands one
+        at a time from its stream, so commands sent together are answered in order anyway."""
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw: bytes = envelope.original_content or b""
@@ -162,7 +172,8 @@ class CaptureServer:
     ``tls``: ``None`` (plain, STARTTLS still offered when a certificate is available and
     ``starttls`` is asked), ``"starttls"`` (STARTTLS offered and required before MAIL) or
     ``"tls"`` (implicit TLS from the first byte). ``auth=(user, password)`` requires AUTH.
-    ``cafile`` is the generated certificate, for clients that verify it.
+    ``cafile`` is the generated certificate, for clients that verify it. ``pipelining=False``
+    stops advertising PIPELINING (RFC 2920), as an old server would.
     """
 
     def __init__(
@@ -179,6 +190,7 @@ class CaptureServer:
         on_message: Callable[[Received], None] | None = None,
         auth_require_tls: bool = True,
         timeout: float = 60.0,
+        pipelining: bool = True,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -190,6 +202,7 @@ class CaptureServer:
         self.handler = handler or MaildirHandler(maildir or Path("."), auth=auth, on_message=on_message)
         if auth is not None:
             self.handler.auth = auth
+        self.handler.pipelining = pipelining
         self.maildir = self.handler.maildir
         self.tls = tls
         self.auth = auth

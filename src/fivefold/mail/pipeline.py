@@ -1,0 +1,280 @@
+"""Pipelined SMTP transactions (RFC 2920) for bulk sending.
+
+aiosmtplib sends each command and waits for its reply: MAIL, RCPT, DATA and the message
+body are four round trips, four ``send`` system calls and four wake-ups of the event loop
+per message. On a server that advertises PIPELINING (Postfix, Exim, Sendmail, Exchange
+all do) one write can carry MAIL, every RCPT and DATA, and the replies come back in
+order: two round trips per message, whatever the number of recipients.
+
+The connection itself (TLS or STARTTLS with certificate checks, EHLO, AUTH with secrets
+that never reach a log) is still opened by :func:`fivefold.mail.transport.connect`; once
+it is ready, :meth:`PipelinedSession.take_over` moves the transport to the small reply
+reader below. Failures are classified exactly as :func:`fivefold.mail.transport.transact`
+does: refusals are collected per recipient (4xx to retry, 5xx final) and a timeout or a
+dropped connection raises a transient :class:`SendError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import deque
+from typing import TYPE_CHECKING
+
+from fivefold.mail.transport import Delivery, Endpoint, SendError
+
+if TYPE_CHECKING:
+    import aiosmtplib
+
+    from fivefold.mail.streaming import StreamedMessage
+
+log = logging.getLogger("fivefold.mail.pipeline")
+
+_PERIOD = re.compile(rb"(?m)^\.")
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_MAX_REPLY = 64 * 1024  # a reply longer than this is not SMTP
+
+
+class _ReplyReader(asyncio.Protocol):
+    """Splits the server's bytes into complete (code, text) replies, kept in arrival order."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.lines: list[bytes] = []
+        self.replies: deque[tuple[int, str]] = deque()
+        self.want = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.error: BaseException | None = None
+        self.paused = False
+        self.drained: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = bytes(buffer[start:end]).rstrip(b"\r")
+            start = end + 1
+            if len(line) < 3 or not line[:3].isdigit():
+                self._fail(ConnectionError(f"malformed reply {line[:40]!r}"))
+                return
+            self.lines.append(line[4:])
+            if line[3:4] != b"-":  # "250 text" or a bare "250" ends the reply
+                text = b"\n".join(self.lines).decode("utf-8", "replace")
+                self.replies.append((int(line[:3]), text))
+                self.lines = []
+        del buffer[:start]
+        if len(buffer) > _MAX_REPLY:
+            self._fail(ConnectionError("reply line too long"))
+            return
+        if self.waiter is not None and len(self.replies) >= self.want and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.error = self.error or exc or ConnectionResetError("connection closed by the server")
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.error = self.error or ConnectionResetError("connection closed by the server")
+        self._wake()
+        return False
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    # -- reading and flow control ------------------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.transport.abort()
+        self._wake()
+
+    def _wake(self) -> None:
+        for future in (self.waiter, self.drained):
+            if future is not None and not future.done():
+                future.set_exception(self.error or ConnectionResetError("connection lost"))
+
+    async def read(self, count: int, timeout: float) -> list[tuple[int, str]]:
+        """The next ``count`` replies; raises TimeoutError or ConnectionError."""
+        if len(self.replies) < count:
+            if self.error is not None:
+                raise self.error
+            self.want = count
+            self.waiter = waiter = self.loop.create_future()
+            timer = self.loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        pop = self.replies.popleft
+        return [pop() for _ in range(count)]
+
+    async def drain(self, timeout: float) -> None:
+        if not self.paused:
+            return
+        if self.error is not None:
+            raise self.error
+        self.drained = drained = self.loop.create_future()
+        timer = self.loop.call_later(timeout, _expire, drained)
+        try:
+            await drained
+        finally:
+            timer.cancel()
+            self.drained = None
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def wire_body(data: bytes) -> bytes:
+    """``data`` as DATA content: CRLF line ends, dot-stuffed, ending in CRLF, then ``.CRLF``.
+
+    The composers already produce CRLF and few lines start with a dot, so the common case is
+    two C-speed scans and one concatenation.
+    """
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = _LINE_ENDS.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _PERIOD.sub(b"..", data)
+    if data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class PipelinedSession:
+    """One connection that sends whole envelopes per write; see the module docstring."""
+
+    def __init__(self, transport: asyncio.Transport, extensions: set[str], endpoint: Endpoint) -> None:
+        self.transport = transport
+        self.extensions = extensions
+        self.endpoint = endpoint
+        self.reader = _ReplyReader(transport)
+        self.needs_rset = False
+        transport.set_protocol(self.reader)
+
+    @classmethod
+    def take_over(cls, client: aiosmtplib.SMTP, endpoint: Endpoint) -> PipelinedSession | None:
+        """The ready connection of ``client`` as a pipelined session, if the server offers it.
+
+        ``None`` (and ``client`` untouched) when the server does not advertise PIPELINING.
+        """
+        transport = client.transport
+        if not client.supports_extension("pipelining") or not isinstance(transport, asyncio.Transport):
+            return None
+        if transport.is_closing():
+            return None
+        extensions = {name.lower() for name in client.esmtp_extensions}
+        log.debug("%s offers PIPELINING: MAIL, RCPT and DATA go in one write", endpoint)
+        return cls(transport, extensions, endpoint)
+
+    @property
+    def is_connected(self) -> bool:
+        return self.reader.error is None and not self.transport.is_closing()
+
+    async def transact(self, sender: str, recipients: list[str], data: bytes | StreamedMessage, *,
+                       smtputf8: bool, timeout: float) -> Delivery:
+        """MAIL + RCPTs + DATA in one write, then the body; same contract as ``transport.transact``."""
+        endpoint = self.endpoint
+        options = b""
+        if smtputf8:
+            if "smtputf8" not in self.extensions:
+                raise SendError(f"{endpoint}: a non-ASCII address needs SMTPUTF8, which the server does "
+                                "not offer", transient=False)
+            options += b" SMTPUTF8"
+        if "8bitmime" in self.extensions:
+            options += b" BODY=8BITMIME"
+        if "size" in self.extensions:
+            options += b" SIZE=%d" % (len(data) if isinstance(data, bytes) else data.size)
+        encoding = "utf-8" if smtputf8 else "ascii"
+        commands = [b"RSET\r\n"] if self.needs_rset else []
+        commands.append(b"MAIL FROM:<" + sender.encode(encoding) + b">" + options + b"\r\n")
+        commands.extend(b"RCPT TO:<" + rcpt.encode(encoding) + b">\r\n" for rcpt in recipients)
+        commands.append(b"DATA\r\n")
+        self.needs_rset = True  # until this transaction ends cleanly
+        try:
+            self.transport.write(b"".join(commands))
+            replies = await self.reader.read(len(commands), timeout)
+            if len(commands) > len(recipients) + 2:
+                replies = replies[1:]  # RSET's reply: nothing to act on
+            mail_code, mail_text = replies[0]
+            data_code, data_text = replies[-1]
+            result = Delivery()
+            if mail_code == 250:
+                for rcpt, (code, text) in zip(recipients, replies[1:-1], strict=True):
+                    if code in (250, 251):
+                        result.accepted.append(rcpt)
+                    else:
+                        refusal = f"{code} {text}"
+                        (result.retry if 400 <= code < 500 else result.refused)[rcpt] = refusal
+                        log.info("%s: recipient %s refused: %s", endpoint, rcpt, refusal)
+            if data_code == 354 and (mail_code != 250 or not result.accepted):
+                # The server opened DATA with nobody to deliver to: end it with an empty body.
+                self.transport.write(b".\r\n")
+                await self.reader.read(1, timeout)
+                data_code = 0
+            if mail_code != 250:
+                raise SendError(f"{endpoint}: sender {sender} refused: {mail_code} {mail_text}",
+                                transient=400 <= mail_code < 500, code=mail_code)
+            if not result.accepted:
+                return result
+            if data_code != 354:
+                _refuse_all(result, data_code, data_text)
+                return result
+            await self._write_body(data, timeout)
+            (code, text), = await self.reader.read(1, timeout)
+        except TimeoutError:
+            self.abort()
+            raise SendError(f"{endpoint}: no reply within {timeout:g} s during the transaction",
+                            transient=True) from None
+        except (ConnectionError, OSError) as exc:
+            self.abort()
+            raise SendError(f"{endpoint}: connection dropped: {exc}", transient=True) from None
+        if code == 250:
+            result.reply = f"{code} {text}"
+            self.needs_rset = False
+        else:
+            _refuse_all(result, code, text)
+        return result
+
+    async def _write_body(self, data: bytes | StreamedMessage, timeout: float) -> None:
+        if isinstance(data, bytes):
+            self.transport.write(wire_body(data))
+            return
+        # Streamed: chunks are already dot-stuffed CRLF; write with flow control.
+        for chunk in data.chunks():
+            self.transport.write(chunk)
+            await self.reader.drain(timeout)
+        self.transport.write(b".\r\n")
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    async def close(self) -> None:
+        """QUIT politely (briefly), then close whatever state the connection is in."""
+        if self.is_connected:
+            try:
+                self.transport.write(b"QUIT\r\n")
+                await self.reader.read(1, 5.0)
+            except (TimeoutError, ConnectionError, OSError):
+                pass
+        self.transport.close()
+
+
+def _refuse_all(result: Delivery, code: int, text: str) -> None:
+    """The message was refused after RCPT: every accepted recipient moves to retry or refused."""
+    refusal = f"{code} {text}"
+    target = result.retry if 400 <= code < 500 else result.refused
+    for rcpt in result.accepted:
+        target[rcpt] = refusal
+    result.accepted = []

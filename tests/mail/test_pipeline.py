@@ -1,0 +1,216 @@
+"""The pipelined bulk path (RFC 2920) against real servers on 127.0.0.1.
+
+A recording sink shows what went out in each write; aiosmtpd (which advertises PIPELINING
+through the capture server) checks refusals, retries, drops, dot-stuffing, TLS and AUTH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from fivefold.mail import Message, send_many
+from fivefold.mail.merge import merge
+from fivefold.mail.pipeline import wire_body
+from fivefold.mail.server import CaptureServer
+from fivefold.mail.templates import MergeTemplate
+
+from .conftest import PASSWORD, USER
+
+
+class RecordingSink:
+    """Answers SMTP line by line (pipelined or not) and records every chunk it reads."""
+
+    def __init__(self, *, pipelining: bool) -> None:
+        self.pipelining = pipelining
+        self.chunks: list[bytes] = []
+        self.bodies: list[bytes] = []
+        self.address = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buffer = b""
+        body: bytes | None = None
+        writer.write(b"220 sink\r\n")
+        while chunk := await reader.read(1 << 16):
+            self.chunks.append(chunk)
+            buffer += chunk
+            while True:
+                if body is not None:
+                    end = buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        break
+                    self.bodies.append(body + buffer[:end + 2])
+                    buffer, body = buffer[end + 5:], None
+                    writer.write(b"250 queued\r\n")
+                    continue
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    break
+                line, buffer = buffer[:end], buffer[end + 2:]
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    extra = b"250-PIPELINING\r\n" if self.pipelining else b""
+                    writer.write(b"250-sink\r\n" + extra + b"250 8BITMIME\r\n")
+                elif verb == b"DATA":
+                    body, buffer = b"", b"\r\n" + buffer
+                    writer.write(b"354 go ahead\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    await writer.drain()
+                    writer.close()
+                    return
+                else:
+                    writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    def __enter__(self) -> RecordingSink:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+            self.address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            ready.set()
+            loop.run_forever()
+            server.close()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    def grouped(self) -> int:
+        """How many reads carried MAIL, RCPT and DATA together."""
+        return sum(1 for c in self.chunks if b"MAIL FROM:" in c and b"RCPT TO:" in c and b"DATA\r\n" in c)
+
+
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    with RecordingSink(pipelining=True) as server:
+        yield server
+
+
+def batch(n: int, text: str = "hello {i}", **kw: object) -> list[Message]:
+    return [Message(sender="News <news@example.org>", to=[f"u{i}@example.org"], subject=f"issue {i}",
+                    text=text.format(i=i), **kw) for i in range(n)]  # type: ignore[arg-type]
+
+
+def test_envelope_goes_in_one_write_when_offered(sink: RecordingSink) -> None:
+    report = send_many(batch(12), server=sink.address, concurrency=2, timeout=10)
+    assert report.sent == 12
+    assert sink.grouped() == 12  # every message: MAIL + RCPT + DATA in one write
+    assert sorted(b.split(b"Subject: ")[1].split(b"\r\n")[0] for b in sink.bodies) == \
+        sorted(f"issue {i}".encode() for i in range(12))
+
+
+def test_one_command_per_write_without_pipelining() -> None:
+    with RecordingSink(pipelining=False) as plain:
+        assert send_many(batch(5), server=plain.address, concurrency=1, timeout=10).sent == 5
+        assert plain.grouped() == 0 and len(plain.bodies) == 5
+    with RecordingSink(pipelining=True) as offered:  # pipelining=False is honoured too
+        report = send_many(batch(5), server=offered.address, concurrency=1, timeout=10, pipelining=False)
+        assert report.sent == 5 and offered.grouped() == 0
+
+
+def test_dot_stuffing_and_line_ends(sink: RecordingSink, capture: CaptureServer) -> None:
+    text = ".starts with a dot\n..two dots\n.\nlast line without newline"
+    for server in (sink.address, capture.address):
+        assert send_many(batch(3, text=text), server=server, timeout=10).sent == 3
+    # On the wire: every line starting with a dot got one more; the message ended at CRLF.CRLF.
+    for body in sink.bodies:
+        assert b"\r\n..starts with a dot\r\n...two dots\r\n..\r\nlast line" in body
+    # Read back by aiosmtpd (which un-stuffs): the text is intact.
+    for message in capture.messages():
+        assert message.get_content().replace("\r\n", "\n").rstrip("\n") == text
+
+
+def test_wire_body_normalises_and_stuffs() -> None:
+    assert wire_body(b".a\nb\r.c\r\n") == b"..a\r\nb\r\n..c\r\n.\r\n"
+    assert wire_body(b"x\r\n") == b"x\r\n.\r\n"
+    assert wire_body(b"x") == b"x\r\n.\r\n"
+
+
+def test_per_recipient_refusals_and_4xx_retry_pipelined(scripted) -> None:
+    server = scripted(rcpt={"gone@example.org": ["550 5.1.1 no such user"],
+                            "busy@example.org": ["450 4.2.1 try later", "250"]})
+    people = ["ann@example.org", "gone@example.org", "busy@example.org"]
+    messages = [Message(sender="n@example.org", to=people, subject="s", text="x"), *batch(4)]
+    report = send_many(messages, server=server.address, concurrency=2, timeout=10, backoff=0.01)
+    assert (report.sent, report.failed) == (5, 0)
+    first = next(r for k, r in report.results.items() if k.startswith("0:"))
+    assert first.accepted == ["ann@example.org", "busy@example.org"]
+    assert first.refused == {"gone@example.org": "550 5.1.1 no such user"} and first.attempts == 2
+    attempts = server.handler.rcpt_attempts
+    assert attempts["gone@example.org"] == 1 and attempts["busy@example.org"] == 2
+    assert attempts["ann@example.org"] == 1
+    envelopes = sorted(r.rcpt_tos for r in server.received())
+    assert ("ann@example.org",) in envelopes and ("busy@example.org",) in envelopes
+    assert len(envelopes) == 6
+
+
+def test_all_refused_then_connection_still_carries_the_batch(scripted) -> None:
+    # u1 is refused at RCPT, so the server refuses its DATA: the session must RSET and go on.
+    server = scripted(rcpt={"u1@example.org": ["550 5.1.1 unknown"]})
+    report = send_many(batch(6), server=server.address, concurrency=1, timeout=10)
+    assert (report.sent, report.failed) == (5, 1)
+    assert len(server.handler.sessions) == 1
+    assert sorted(r.rcpt_tos[0] for r in server.received()) == [f"u{i}@example.org" for i in (0, 2, 3, 4, 5)]
+
+
+def test_dropped_connections_mid_batch_resume_without_duplicates(scripted, caplog) -> None:
+    server = scripted(drop_every=5)
+    with caplog.at_level(logging.DEBUG, logger="fivefold.mail.pipeline"):
+        report = send_many(batch(24), server=server.address, concurrency=2, timeout=10, backoff=0.01)
+    assert "offers PIPELINING" in caplog.text
+    assert report.sent == 24 and report.failed == 0
+    counts = collections.Counter(r.rcpt_tos[0] for r in server.received())
+    assert len(counts) == 24 and set(counts.values()) == {1}
+    assert len(server.handler.sessions) > 2
+
+
+def test_slow_server_times_out_as_transient(scripted) -> None:
+    server = scripted(data_delay=3)
+    report = send_many(batch(1), server=server.address, timeout=0.4, retries=1, backoff=0.01)
+    assert report.failed == 1
+    refusal = next(iter(report.results.values())).refused["u0@example.org"]
+    assert "no reply within 0.4 s" in refusal
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_tls_and_auth_pipelined_without_secrets_in_logs(tmp_path, caplog, mode: str) -> None:
+    with CaptureServer(maildir=tmp_path / "m", tls=mode, auth=(USER, PASSWORD)) as server, \
+            caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="fivefold"):
+        report = send_many(batch(6), server=server.address, security=mode, user=USER, password=PASSWORD,
+                           cafile=server.cafile, concurrency=2, timeout=10)
+        assert report.sent == 6 and len(server.received()) == 6
+    # The server's own records ("mail.log") are the party the secret is for; ours must be clean.
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail.log"))
+    assert "offers PIPELINING" in text
+    plain_blob = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, plain_blob, base64.b64encode(PASSWORD.encode()).decode()):
+        assert secret not in text
+
+
+def test_merge_uses_the_pipelined_path(sink: RecordingSink) -> None:
+    template = MergeTemplate(subject="Hi {{ name }}", text=".{{ name }}\nbye", html=None)
+    rows = [{"email": f"p{i}@example.org", "name": f"P{i}"} for i in range(7)]
+    report = merge(template, rows, sender="n@example.org", server=sink.address, concurrency=3)
+    assert not isinstance(report, list) and report.sent == 7
+    assert sink.grouped() == 7
+    assert all(b"\r\n..P" in body for body in sink.bodies)
