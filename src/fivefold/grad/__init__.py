@@ -29,36 +29,7 @@ from fivefold.grad._dtype import (
     set_default_dtype,
     uint8,
 )
-from fivefold.grad.functions.elementwise import (
-    abs,
-    add,
-    clamp,
-    cos,
-    div,
-    erf,
-    exp,
-    log,
-    log1p,
-    maximum,
-    minimum,
-    mul,
-    neg,
-    pow,
-    reciprocal,
-    relu,
-    rsqrt,
-    sigmoid,
-    sign,
-    sin,
-    sqrt,
-    square,
-    sub,
-    tanh,
-    where,
-)
-from fivefold.grad.functions.elementwise import (
-    clamp as clip,
-)
+from fivefold.grad.functions.elementwise import add, div, maximum, minimum, mul, pow, sub, where
 from fivefold.grad.functions.index import gather, index_select, masked_fill, one_hot, tril, triu
 from fivefold.grad.functions.linalg import bmm, dot, matmul, mm
 from fivefold.grad.functions.nnops import log_softmax, softmax
@@ -92,6 +63,26 @@ from fivefold.grad.functions.shape import (
     unbind,
     unsqueeze,
 )
+from fivefold.grad.functions.unary import (
+    abs,
+    clamp,
+    cos,
+    erf,
+    exp,
+    log,
+    log1p,
+    neg,
+    reciprocal,
+    relu,
+    rsqrt,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    square,
+    tanh,
+)
+from fivefold.grad.functions.unary import clamp as clip
 from fivefold.grad.mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from fivefold.grad.tensor import (
     Size,

@@ -382,13 +382,13 @@ class Tensor:
         return _L.matmul(_as_tensor(other), self)
 
     def __neg__(self) -> Tensor:
-        return _E.neg(self)
+        return _U.neg(self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return _E.abs(self)
+        return _U.abs(self)
 
     def __invert__(self) -> Tensor:
         return _E.logical_not(self) if self._data.dtype == D.NP_BOOL else _E.bitwise_not(self)
@@ -704,3 +704,4 @@ from fivefold.grad.functions import index as _I  # noqa: E402
 from fivefold.grad.functions import inplace as _IP  # noqa: E402
 from fivefold.grad.functions import linalg as _L  # noqa: E402
 from fivefold.grad.functions import shape as _S  # noqa: E402
+from fivefold.grad.functions import unary as _U  # noqa: E402

@@ -13,10 +13,11 @@ from fivefold.grad.functions import (
     nnops,
     reduce,
     shape,
+    unary,
 )
 from fivefold.grad.tensor import METHODS, Tensor
 
-E, R, S, I, L, N, IP = elementwise, reduce, shape, index, linalg, nnops, inplace
+E, U, R, S, I, L, N, IP = elementwise, unary, reduce, shape, index, linalg, nnops, inplace
 
 
 def _method_table() -> dict[str, Any]:
@@ -31,33 +32,33 @@ def _method_table() -> dict[str, Any]:
         "divide": E.div,
         "true_divide": E.div,
         "pow": E.pow,
-        "neg": E.neg,
-        "negative": E.neg,
-        "abs": E.abs,
-        "exp": E.exp,
-        "log": E.log,
-        "log1p": E.log1p,
-        "sqrt": E.sqrt,
-        "rsqrt": E.rsqrt,
-        "sin": E.sin,
-        "cos": E.cos,
-        "tanh": E.tanh,
-        "sigmoid": E.sigmoid,
-        "relu": E.relu,
-        "erf": E.erf,
-        "reciprocal": E.reciprocal,
-        "square": E.square,
-        "sign": E.sign,
-        "clamp": E.clamp,
-        "clip": E.clamp,
-        "clamp_min": E.clamp_min,
-        "clamp_max": E.clamp_max,
+        "neg": U.neg,
+        "negative": U.neg,
+        "abs": U.abs,
+        "exp": U.exp,
+        "log": U.log,
+        "log1p": U.log1p,
+        "sqrt": U.sqrt,
+        "rsqrt": U.rsqrt,
+        "sin": U.sin,
+        "cos": U.cos,
+        "tanh": U.tanh,
+        "sigmoid": U.sigmoid,
+        "relu": U.relu,
+        "erf": U.erf,
+        "reciprocal": U.reciprocal,
+        "square": U.square,
+        "sign": U.sign,
+        "clamp": U.clamp,
+        "clip": U.clamp,
+        "clamp_min": U.clamp_min,
+        "clamp_max": U.clamp_max,
         "maximum": E.maximum,
         "minimum": E.minimum,
-        "floor": E.floor,
-        "ceil": E.ceil,
-        "round": E.round,
-        "trunc": E.trunc,
+        "floor": U.floor,
+        "ceil": U.ceil,
+        "round": U.round,
+        "trunc": U.trunc,
         "isnan": E.isnan,
         "isfinite": E.isfinite,
         "floor_divide": E.floor_divide,
@@ -173,7 +174,7 @@ def _install() -> None:
     Tensor.__pow__ = E.pow  # type: ignore[assignment,method-assign]
     Tensor.__rpow__ = E.rpow  # type: ignore[method-assign]
     Tensor.__matmul__ = L.matmul  # type: ignore[method-assign]
-    Tensor.__neg__ = E.neg  # type: ignore[method-assign]
+    Tensor.__neg__ = U.neg  # type: ignore[method-assign]
     Tensor.__getitem__ = I.getitem  # type: ignore[method-assign]
     Tensor.__setitem__ = IP.setitem  # type: ignore[assignment,method-assign]
     Tensor.T = property(lambda self: S.permute(self, tuple(range(self.ndim))[::-1]))  # type: ignore[attr-defined]
@@ -182,4 +183,4 @@ def _install() -> None:
 
 _install()
 
-__all__ = ["conv", "elementwise", "index", "inplace", "linalg", "nnops", "reduce", "shape"]
+__all__ = ["conv", "elementwise", "index", "inplace", "linalg", "nnops", "reduce", "shape", "unary"]

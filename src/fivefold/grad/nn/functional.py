@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fivefold.grad.functions.conv import avg_pool2d, conv1d, conv2d, max_pool2d
-from fivefold.grad.functions.elementwise import gelu, relu, sigmoid, softplus, tanh
 from fivefold.grad.functions.index import one_hot
 from fivefold.grad.functions.linalg import linear
 from fivefold.grad.functions.nnops import (
@@ -20,6 +19,7 @@ from fivefold.grad.functions.nnops import (
 from fivefold.grad.functions.nnops import (
     embedding as _embedding,
 )
+from fivefold.grad.functions.unary import gelu, relu, sigmoid, softplus, tanh
 from fivefold.grad.tensor import Tensor
 
 
