@@ -29,6 +29,30 @@ from fivefold.grad._dtype import (
     set_default_dtype,
     uint8,
 )
+from fivefold.grad.creation import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    is_tensor,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from fivefold.grad.functions.elementwise import add, div, maximum, minimum, mul, pow, sub, where
 from fivefold.grad.functions.index import gather, index_select, masked_fill, one_hot, tril, triu
 from fivefold.grad.functions.linalg import bmm, dot, matmul, mm
@@ -84,32 +108,7 @@ from fivefold.grad.functions.unary import (
 )
 from fivefold.grad.functions.unary import clamp as clip
 from fivefold.grad.mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from fivefold.grad.tensor import (
-    Size,
-    Tensor,
-    arange,
-    as_tensor,
-    empty,
-    empty_like,
-    eye,
-    from_numpy,
-    full,
-    full_like,
-    is_tensor,
-    linspace,
-    manual_seed,
-    ones,
-    ones_like,
-    rand,
-    rand_like,
-    randint,
-    randn,
-    randn_like,
-    randperm,
-    tensor,
-    zeros,
-    zeros_like,
-)
+from fivefold.grad.tensor import Size, Tensor
 
 float = float32
 double = float64

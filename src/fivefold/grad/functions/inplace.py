@@ -261,13 +261,13 @@ def setitem(t: Tensor, key: Any, value: Any) -> Tensor:
 
 
 def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    from fivefold.grad.tensor import default_generator
+    from fivefold.grad.creation import default_generator
 
     return copy_(t, default_generator().uniform(a, b, t._data.shape).astype(t._data.dtype))
 
 
 def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    from fivefold.grad.tensor import default_generator
+    from fivefold.grad.creation import default_generator
 
     return copy_(t, (default_generator().standard_normal(t._data.shape) * std + mean).astype(t._data.dtype))
 

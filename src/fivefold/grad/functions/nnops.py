@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
+from fivefold.grad.creation import default_generator
 from fivefold.grad.functions.elementwise import _saved, broadcast_error, mul
 from fivefold.grad.graph import Node, edge, run_backward
 from fivefold.grad.mode import STATE
-from fivefold.grad.tensor import Tensor, _dim, _wrap, default_generator
+from fivefold.grad.tensor import Tensor, _dim, _wrap
 
 
 def _float(x: Any) -> Any:

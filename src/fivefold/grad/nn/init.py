@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from fivefold.grad.creation import default_generator
 from fivefold.grad.mode import no_grad
-from fivefold.grad.tensor import Tensor, default_generator
+from fivefold.grad.tensor import Tensor
 
 
 def _fans(t: Tensor) -> tuple[int, int]:
