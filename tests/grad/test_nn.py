@@ -180,3 +180,15 @@ def test_module_bookkeeping_and_state_dict() -> None:
     assert net.head.weight.grad is None
     assert "Linear(in_features=3, out_features=4, bias=True)" in repr(net)
     assert repr(fg.nn.Parameter(fg.ones(2))) == repr(torch.nn.Parameter(torch.ones(2)))
+
+
+def test_save_load_device_and_to(tmp_path: Any) -> None:
+    model = fg.nn.Linear(3, 2).to(fg.device("cpu"))
+    path = tmp_path / "model.pt"
+    fg.save(model.state_dict(), path)
+    other = fg.nn.Linear(3, 2)
+    other.load_state_dict(fg.load(path))
+    assert bool((other.weight == model.weight).all()) and not fg.cuda.is_available()
+    assert model.to(fg.float64).weight.dtype is fg.float64
+    with pytest.raises(RuntimeError, match="CPU only"):
+        fg.device("cuda")

@@ -108,6 +108,7 @@ from fivefold.grad.functions.unary import (
 )
 from fivefold.grad.functions.unary import clamp as clip
 from fivefold.grad.mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from fivefold.grad.serialization import cuda, device, load, save
 from fivefold.grad.tensor import Size, Tensor
 
 float = float32
@@ -148,6 +149,8 @@ __all__ = [
     "concat",
     "concatenate",
     "cos",
+    "cuda",
+    "device",
     "div",
     "dot",
     "double",
@@ -179,6 +182,7 @@ __all__ = [
     "is_grad_enabled",
     "is_tensor",
     "linspace",
+    "load",
     "log",
     "log1p",
     "log_softmax",
@@ -215,6 +219,7 @@ __all__ = [
     "relu",
     "reshape",
     "rsqrt",
+    "save",
     "set_default_dtype",
     "set_grad_enabled",
     "sigmoid",

@@ -208,7 +208,9 @@ class Module:
         return self
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
-        dtype = kwargs.get("dtype") or next((a for a in args if not isinstance(a, str)), None)
+        from fivefold.grad import _dtype as D
+
+        dtype = kwargs.get("dtype") or next((a for a in args if isinstance(a, D.dtype)), None)
         if dtype is not None:
             from fivefold.grad import _dtype as D
 
