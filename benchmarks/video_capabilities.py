@@ -119,6 +119,7 @@ def plot_curve(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--text-cache", type=Path, default=None, help="prompt embeddings (.pt)")
     parser.add_argument("--clips", type=int, default=12, help="clips per measurement")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--cfg", type=float, default=4.0)
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # no shipped checkpoint yet: say so in one line
         print(f"cannot load the pipeline: {exc}", file=sys.stderr)
         return 1
+    if args.text_cache is not None:
+        pipe.text.cache.update(torch.load(args.text_cache, map_location="cpu", weights_only=True))
     judge = load_judge()
     geo = cap.geometry(pipe)
     n, kw = args.clips, {"steps": args.steps, "cfg": args.cfg}
