@@ -25,10 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 from fivefold._common.errors import FivefoldError
 from fivefold.mail.message import Message, msgid_domain
-from fivefold.mail.outbox import Finished, Outbox
-from fivefold.mail.pipeline import PipelinedSession
+from fivefold.mail.outbox import Finished, MemoryJournal, Outbox
+from fivefold.mail.pipeline import Dropped, PipelinedSession, finish, wire_body
 from fivefold.mail.sending import SendResult, as_secret, backoff_delay, prepare, run_sync
-from fivefold.mail.transport import ConnectOptions, Endpoint, Secret, SendError, close, connect, transact
+from fivefold.mail.transport import (
+    ConnectOptions,
+    Delivery,
+    Endpoint,
+    Secret,
+    SendError,
+    close,
+    connect,
+    transact,
+)
 
 if TYPE_CHECKING:
     import aiosmtplib
@@ -103,24 +112,47 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
     return jobs
 
 
+@dataclass
+class _Partial:
+    """A message part-way through its attempts: what :meth:`_Worker.process` continues from."""
+
+    job: Job
+    data: bytes | StreamedMessage
+    result: SendResult
+    pending: list[str]
+    deferred: dict[str, str]
+    attempt: int  # the next attempt's index
+
+
 class _Worker:
     def __init__(self, run: _Run) -> None:
         self.run = run
         self.client: aiosmtplib.SMTP | None = None
         self.session: PipelinedSession | None = None
         self.finished: Finished | None = None
+        self.later: list[_Partial] = []
+
+    def next_job(self) -> Job | None:
+        try:
+            return self.run.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     async def loop(self) -> None:
         try:
-            while True:
-                try:
-                    job = self.run.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                # The previous message's outcome and this one's "sending" share one commit.
-                self.run.outbox.transition(done=self.finished, sending=job.key)
-                self.finished = None
-                await self.process(job)
+            while (job := self.next_job()) is not None:
+                if self.session is not None and self.session.is_connected:
+                    await self.chain(job)
+                else:
+                    # The previous message's outcome and this one's "sending" share one commit.
+                    self.run.outbox.transition(done=self.finished, sending=job.key)
+                    self.finished = None
+                    await self.process(job)
+                while self.later:
+                    partial = self.later.pop(0)
+                    self.run.outbox.transition(done=self.finished, sending=partial.job.key)
+                    self.finished = None
+                    await self.process(partial.job, partial)
         finally:
             # Even when the batch is aborted: what the server accepted must be journalled.
             self.run.outbox.transition(done=self.finished, sending=None)
@@ -145,13 +177,104 @@ class _Worker:
                     return self.session
         return self.client
 
-    async def process(self, job: Job) -> None:
+    async def chain(self, job: Job | None) -> None:
+        """Messages back to back on a pipelined session, one write each: the body of one
+        message, then the envelope (MAIL, RCPTs, DATA) of the next.
+
+        Journal order is as in :meth:`process`: a message is marked ``sending`` (committed)
+        after its DATA got 354 and before its body is written, and ``sent`` (in the same
+        commit as the next one's ``sending``) once the body's 250 has arrived. Anything but
+        a clean delivery (a 4xx to retry, a drop, a message that must be streamed) leaves the
+        chain for :meth:`process`, with the attempts made so far.
+        """
+        run, session = self.run, self.session
+        assert session is not None
+        timeout = run.options.timeout
+        if self.finished is not None:
+            run.outbox.transition(done=self.finished, sending=None)
+            self.finished = None
+        carry: _Partial | None = None  # marked sending; its body goes in the next write
+        opened_for_carry: Delivery | None = None
+        while job is not None or carry is not None:
+            data: bytes | StreamedMessage | None = None
+            if job is not None:
+                data = job.build(job.message_id)
+                if not isinstance(data, bytes) or (job.smtputf8 and "smtputf8" not in session.extensions):
+                    self.later.append(_Partial(job, data, SendResult(job.message_id), list(job.recipients),
+                                               {}, 0))
+                    job = None
+            body = wire_body(carry.data) if carry is not None else None  # type: ignore[arg-type]
+            if body is None and job is None:
+                return
+            try:
+                reply, opened = await session.exchange(
+                    body, job.sender if job else None, job.recipients if job else [],
+                    len(data) if job and isinstance(data, bytes) else 0,
+                    smtputf8=bool(job and job.smtputf8), timeout=timeout)
+            except Dropped as exc:  # a timeout or a drop: the server kept nothing unfinished
+                if carry is not None and opened_for_carry is not None:
+                    if exc.body_reply is not None:  # answered before the drop: settled
+                        run.outbox.transition(done=self.settle(carry, opened_for_carry, exc.body_reply),
+                                              sending=None)
+                    else:
+                        carry.deferred = dict.fromkeys(carry.pending, str(exc))
+                        self.later.append(carry)
+                if job is not None and data is not None:
+                    self.later.append(_Partial(job, data, SendResult(job.message_id), list(job.recipients),
+                                               {}, 0))
+                return
+            done: Finished | None = None
+            if carry is not None and reply is not None and opened_for_carry is not None:
+                done = self.settle(carry, opened_for_carry, reply)
+            carry, opened_for_carry = None, None
+            if job is not None and opened is not None and data is not None:
+                result = SendResult(message_id=job.message_id, attempts=1)
+                delivery = opened.delivery
+                result.refused.update(delivery.refused)
+                if opened.error is not None:
+                    if opened.error.transient:
+                        self.later.append(_Partial(job, data, result, list(job.recipients),
+                                                   dict.fromkeys(job.recipients, str(opened.error)), 1))
+                    else:
+                        result.refused.update(dict.fromkeys(job.recipients, str(opened.error)))
+                        run.outbox.transition(done=self.record(job, result, [], {}), sending=None)
+                elif opened.ready:
+                    carry = _Partial(job, data, result, list(delivery.accepted), {}, 1)
+                    opened_for_carry = delivery
+                elif delivery.retry:  # nothing delivered yet; some recipients may take it later
+                    self.later.append(_Partial(job, data, result, list(delivery.retry), delivery.retry, 1))
+                else:
+                    run.outbox.transition(done=self.record(job, result, [], {}), sending=None)
+            run.outbox.transition(done=done, sending=carry.job.key if carry is not None else None)
+            job = self.next_job() if job is not None and not self.later else None
+
+    def settle(self, carry: _Partial, delivery: Delivery, reply: tuple[int, str]) -> Finished | None:
+        """The body's reply for a chained message: its outcome, or ``None`` when recipients
+        remain to retry (it then stays ``sending`` until :meth:`process` ends its attempts)."""
+        finish(delivery, reply)
+        carry.result.accepted.extend(delivery.accepted)
+        carry.result.refused.update(delivery.refused)
+        carry.result.reply = delivery.reply or carry.result.reply
+        if delivery.retry:
+            carry.pending, carry.deferred = list(delivery.retry), delivery.retry
+            self.later.append(carry)
+            return None
+        return self.record(carry.job, carry.result, [], {})
+
+    async def process(self, job: Job, partial: _Partial | None = None) -> None:
         run = self.run
-        data = job.build(job.message_id)
-        result = SendResult(message_id=job.message_id)
-        pending = list(job.recipients)
-        deferred: dict[str, str] = {}
-        for attempt in range(run.retries + 1):
+        if partial is None:
+            data = job.build(job.message_id)
+            result = SendResult(message_id=job.message_id)
+            pending = list(job.recipients)
+            deferred: dict[str, str] = {}
+            first = 0
+        else:
+            data, result, pending, deferred, first = (partial.data, partial.result, partial.pending,
+                                                      partial.deferred, partial.attempt)
+            if 0 < first <= run.retries:
+                await asyncio.sleep(backoff_delay(first - 1, run.backoff))
+        for attempt in range(first, run.retries + 1):
             result.attempts = attempt + 1
             try:
                 client = await self.ensure_client()
@@ -184,11 +307,14 @@ class _Worker:
                     break
             if attempt < run.retries:
                 await asyncio.sleep(backoff_delay(attempt, run.backoff))
+        self.finished = self.record(job, result, pending, deferred)
+
+    def record(self, job: Job, result: SendResult, pending: list[str], deferred: dict[str, str]) -> Finished:
+        """The message's outcome in the report; the caller journals the returned record."""
+        run = self.run
         for rcpt in pending:
             result.refused[rcpt] = deferred.get(rcpt, "deferred")
         sent = bool(result.accepted)
-        self.finished = Finished(job.key, sent, result.accepted, result.refused,
-                                 None if sent else "; ".join(sorted(set(result.refused.values())))[:500])
         run.report.results[job.key] = result
         if sent:
             run.report.sent += 1
@@ -196,13 +322,15 @@ class _Worker:
             run.report.failed += 1
         if run.progress is not None:
             run.progress(run.report.sent + run.report.failed, run.todo)
+        return Finished(job.key, sent, result.accepted, result.refused,
+                        None if sent else "; ".join(sorted(set(result.refused.values())))[:500])
 
 
 @dataclass
 class _Run:
     endpoint: Endpoint
     options: ConnectOptions
-    outbox: Outbox
+    outbox: Outbox | MemoryJournal
     queue: asyncio.Queue[Job]
     report: BulkReport
     retries: int
@@ -220,7 +348,7 @@ async def send_jobs(jobs: list[Job], endpoint: Endpoint, options: ConnectOptions
     if concurrency < 1:
         raise FivefoldError("concurrency must be at least 1")
     started = time.perf_counter()
-    journal = Outbox(outbox)
+    journal: Outbox | MemoryJournal = Outbox(outbox) if outbox is not None else MemoryJournal()
     report = BulkReport(total=len(jobs), in_flight_at_start=journal.in_flight_at_start)
     try:
         if retry_failed:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import re
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fivefold.mail.transport import Delivery, Endpoint, SendError
@@ -182,70 +183,117 @@ class PipelinedSession:
     def is_connected(self) -> bool:
         return self.reader.error is None and not self.transport.is_closing()
 
-    async def transact(self, sender: str, recipients: list[str], data: bytes | StreamedMessage, *,
-                       smtputf8: bool, timeout: float) -> Delivery:
-        """MAIL + RCPTs + DATA in one write, then the body; same contract as ``transport.transact``."""
-        endpoint = self.endpoint
+    def envelope(self, sender: str, recipients: list[str], size: int, smtputf8: bool) -> bytes:
+        """MAIL, the RCPTs and DATA (after RSET when the last transaction did not end cleanly)."""
         options = b""
         if smtputf8:
             if "smtputf8" not in self.extensions:
-                raise SendError(f"{endpoint}: a non-ASCII address needs SMTPUTF8, which the server does "
-                                "not offer", transient=False)
+                raise SendError(f"{self.endpoint}: a non-ASCII address needs SMTPUTF8, which the server "
+                                "does not offer", transient=False)
             options += b" SMTPUTF8"
         if "8bitmime" in self.extensions:
             options += b" BODY=8BITMIME"
         if "size" in self.extensions:
-            options += b" SIZE=%d" % (len(data) if isinstance(data, bytes) else data.size)
+            options += b" SIZE=%d" % size
         encoding = "utf-8" if smtputf8 else "ascii"
         commands = [b"RSET\r\n"] if self.needs_rset else []
         commands.append(b"MAIL FROM:<" + sender.encode(encoding) + b">" + options + b"\r\n")
         commands.extend(b"RCPT TO:<" + rcpt.encode(encoding) + b">\r\n" for rcpt in recipients)
         commands.append(b"DATA\r\n")
-        self.needs_rset = True  # until this transaction ends cleanly
+        self.needs_rset = True  # until this transaction ends with the body's reply
+        return b"".join(commands)
+
+    async def exchange(self, body: bytes | None, sender: str | None, recipients: list[str], size: int, *,
+                       smtputf8: bool, timeout: float) -> tuple[tuple[int, str] | None, Opened | None]:
+        """One write: the wire body of the open transaction (if any), then a new envelope (if
+        ``sender``). Returns the body's reply and what the server said to the envelope.
+
+        Raises :class:`SendError` (transient) on a timeout or a dropped connection, after
+        closing the connection: the server then discards any transaction it had open.
+        """
+        if body is not None:
+            self.needs_rset = False  # the body's final dot ends the transaction, whatever the reply
+        commands = self.envelope(sender, recipients, size, smtputf8) if sender is not None else b""
+        rset = commands.startswith(b"RSET")
+        count = (1 if body is not None else 0) + (len(recipients) + 2 + rset if sender is not None else 0)
         try:
-            self.transport.write(b"".join(commands))
-            replies = await self.reader.read(len(commands), timeout)
-            if len(commands) > len(recipients) + 2:
-                replies = replies[1:]  # RSET's reply: nothing to act on
-            mail_code, mail_text = replies[0]
-            data_code, data_text = replies[-1]
-            result = Delivery()
-            if mail_code == 250:
-                for rcpt, (code, text) in zip(recipients, replies[1:-1], strict=True):
-                    if code in (250, 251):
-                        result.accepted.append(rcpt)
-                    else:
-                        refusal = f"{code} {text}"
-                        (result.retry if 400 <= code < 500 else result.refused)[rcpt] = refusal
-                        log.info("%s: recipient %s refused: %s", endpoint, rcpt, refusal)
-            if data_code == 354 and (mail_code != 250 or not result.accepted):
-                # The server opened DATA with nobody to deliver to: end it with an empty body.
-                self.transport.write(b".\r\n")
-                await self.reader.read(1, timeout)
-                data_code = 0
-            if mail_code != 250:
-                raise SendError(f"{endpoint}: sender {sender} refused: {mail_code} {mail_text}",
-                                transient=400 <= mail_code < 500, code=mail_code)
-            if not result.accepted:
-                return result
-            if data_code != 354:
-                _refuse_all(result, data_code, data_text)
-                return result
-            await self._write_body(data, timeout)
-            (code, text), = await self.reader.read(1, timeout)
+            self.transport.write(body + commands if body is not None else commands)
+            replies = await self.reader.read(count, timeout)
+            body_reply = replies[0] if body is not None else None
+            if body_reply is not None and body_reply[0] == 250:
+                self.needs_rset = sender is not None
+            opened = None
+            if sender is not None:
+                opened = self._opened(sender, recipients, replies[count - len(recipients) - 2:])
+                if opened.nobody_at_354:
+                    # The server opened DATA with nobody to deliver to: end it with an empty body.
+                    self.transport.write(b".\r\n")
+                    await self.reader.read(1, timeout)
         except TimeoutError:
             self.abort()
-            raise SendError(f"{endpoint}: no reply within {timeout:g} s during the transaction",
-                            transient=True) from None
+            raise Dropped(f"{self.endpoint}: no reply within {timeout:g} s during the transaction",
+                          self._salvage(body)) from None
         except (ConnectionError, OSError) as exc:
             self.abort()
-            raise SendError(f"{endpoint}: connection dropped: {exc}", transient=True) from None
-        if code == 250:
-            result.reply = f"{code} {text}"
-            self.needs_rset = False
+            raise Dropped(f"{self.endpoint}: connection dropped: {exc}", self._salvage(body)) from None
+        return body_reply, opened
+
+    def _salvage(self, body: bytes | None) -> tuple[int, str] | None:
+        """The body's reply if it came before the drop (a server that closes after a message
+        still answers it first): that message was delivered and must not be sent again."""
+        if body is not None and self.reader.replies:
+            return self.reader.replies.popleft()
+        return None
+
+    def _opened(self, sender: str, recipients: list[str], replies: list[tuple[int, str]]) -> Opened:
+        (mail_code, mail_text), (data_code, data_text) = replies[0], replies[-1]
+        delivery = Delivery()
+        if mail_code != 250:
+            error = SendError(f"{self.endpoint}: sender {sender} refused: {mail_code} {mail_text}",
+                              transient=400 <= mail_code < 500, code=mail_code)
+            return Opened(delivery, False, error, data_code == 354)
+        for rcpt, (code, text) in zip(recipients, replies[1:-1], strict=True):
+            if code in (250, 251):
+                delivery.accepted.append(rcpt)
+            else:
+                refusal = f"{code} {text}"
+                (delivery.retry if 400 <= code < 500 else delivery.refused)[rcpt] = refusal
+                log.info("%s: recipient %s refused: %s", self.endpoint, rcpt, refusal)
+        if not delivery.accepted:
+            return Opened(delivery, False, None, data_code == 354)
+        if data_code != 354:
+            refuse_all(delivery, data_code, data_text)
+            return Opened(delivery, False, None, False)
+        return Opened(delivery, True, None, False)
+
+    async def transact(self, sender: str, recipients: list[str], data: bytes | StreamedMessage, *,
+                       smtputf8: bool, timeout: float) -> Delivery:
+        """MAIL + RCPTs + DATA in one write, then the body; same contract as ``transport.transact``."""
+        size = len(data) if isinstance(data, bytes) else data.size
+        _, opened = await self.exchange(None, sender, recipients, size, smtputf8=smtputf8, timeout=timeout)
+        assert opened is not None
+        if opened.error is not None:
+            raise opened.error
+        if not opened.ready:
+            return opened.delivery
+        if isinstance(data, bytes):
+            reply, _ = await self.exchange(wire_body(data), None, [], 0, smtputf8=False, timeout=timeout)
+            assert reply is not None
         else:
-            _refuse_all(result, code, text)
-        return result
+            try:
+                await self._write_body(data, timeout)
+                reply = (await self.reader.read(1, timeout))[0]
+            except TimeoutError:
+                self.abort()
+                raise SendError(f"{self.endpoint}: no reply within {timeout:g} s during the transaction",
+                                transient=True) from None
+            except (ConnectionError, OSError) as exc:
+                self.abort()
+                raise SendError(f"{self.endpoint}: connection dropped: {exc}", transient=True) from None
+            if reply[0] == 250:
+                self.needs_rset = False
+        finish(opened.delivery, reply)
+        return opened.delivery
 
     async def _write_body(self, data: bytes | StreamedMessage, timeout: float) -> None:
         if isinstance(data, bytes):
@@ -271,7 +319,35 @@ class PipelinedSession:
         self.transport.close()
 
 
-def _refuse_all(result: Delivery, code: int, text: str) -> None:
+class Dropped(SendError):
+    """A timeout or dropped connection; ``body_reply`` is the reply to the body written in the
+    same exchange when it arrived before the drop."""
+
+    def __init__(self, message: str, body_reply: tuple[int, str] | None) -> None:
+        super().__init__(message, transient=True)
+        self.body_reply = body_reply
+
+
+@dataclass
+class Opened:
+    """The server's answer to an envelope: ``ready`` when DATA said 354 to someone accepted."""
+
+    delivery: Delivery
+    ready: bool
+    error: SendError | None  # the sender was refused
+    nobody_at_354: bool
+
+
+def finish(delivery: Delivery, reply: tuple[int, str]) -> None:
+    """The reply to the body: 250 delivers to the accepted recipients, anything else refuses them."""
+    code, text = reply
+    if code == 250:
+        delivery.reply = f"{code} {text}"
+    else:
+        refuse_all(delivery, code, text)
+
+
+def refuse_all(result: Delivery, code: int, text: str) -> None:
     """The message was refused after RCPT: every accepted recipient moves to retry or refused."""
     refusal = f"{code} {text}"
     target = result.retry if 400 <= code < 500 else result.refused
