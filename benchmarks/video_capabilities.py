@@ -167,6 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     acc_ext = accuracy_of(judge, new_part, batch)
     kept = min(acc_ext["shape"], acc_ext["color"])
     rows.append(row("extend: seam ratio", f"{seam:.2f}", "<= 1.5", seam <= 1.5))
+    # The bound a perfect DiT would reach: the true continuation, through the VAE.
+    added = extended.shape[2] - T
+    truth = real(batch, T + added, H, W)
+    with torch.no_grad():
+        window = truth[:, :, T + added - T :]
+        recon = pipe.vae.decode(pipe.vae.encode(window)).clamp(-1, 1)
+    oracle = seam_ratio(torch.cat([truth[:, :, :T], recon[:, :, T - added :]], dim=2), T)
+    rows.append(row("extend: same seam, true frames via VAE", f"{oracle:.2f}", "(bound, report)", None))
     rows.append(row("extend: shape+colour kept (min)", f"{kept:.0%}", ">= 90%", kept >= 0.9))
     backward = cap.extend(pipe, source, prompts, backward=True, seed=3, **kw)
     added_back = backward.shape[2] - T

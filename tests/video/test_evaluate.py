@@ -108,5 +108,5 @@ def test_evaluate_generator_scores_real_and_garbage_generators() -> None:
     bad = evaluate_generator(garbage, judge, 9, 32, 32, samples=24, batch_size=12)
     assert good["combos"] == "held-out" and good["clips"] == 24
     assert good["accuracy"]["all"] >= 0.9 > 0.3 > bad["accuracy"]["all"]
-    assert good["frechet"] * 5 < bad["frechet"]
+    assert good["frechet"] * 5 < bad["frechet"] and good["frechet_real_floor"] * 5 < bad["frechet"]
     assert good["temporal"]["flicker"] < 1.0 < bad["temporal"]["flicker"]

@@ -185,7 +185,10 @@ def eval_cmd(
         f"judge accuracy: shape {acc['shape']:.3f}  color {acc['color']:.3f}  "
         f"direction {acc['direction']:.3f}  all three {acc['all']:.3f}"
     )
-    click.echo(f"Frechet distance (judge features): {report.get('frechet', float('nan')):.3f}")
+    click.echo(
+        f"Frechet distance (judge features): {report.get('frechet', float('nan')):.3f} "
+        f"(two real sets of this size: {report['frechet_real_floor']:.3f})"
+    )
     click.echo(
         f"temporal: path error {temporal['path_error']:.4f} of the frame, "
         f"flicker {temporal['flicker']:.2f}/255, object found in {temporal['object_found']:.0%} of clips"

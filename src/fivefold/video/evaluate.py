@@ -223,6 +223,9 @@ def evaluate_generator(
     videos = torch.cat(outputs)
     real, _ = real_clips(max(samples, 2), frames, height, width, seed=seed + 1, combos=combos)
     report = evaluate_clips(judge, videos, targets, real)
+    # The same distance between two independent real sets: the floor at this sample count.
+    other, _ = real_clips(max(samples, 2), frames, height, width, seed=seed + 2, combos=combos)
+    report["frechet_real_floor"] = frechet_distance(judge.features(real), judge.features(other))
     report["combos"] = "held-out" if held_out else "trained"
     report["size"] = {"frames": frames, "height": height, "width": width}
     return report
