@@ -197,7 +197,7 @@ class AccumulateGrad(Node):
             if old is None:
                 # Keep the engine's buffer when nothing else can see it (as torch steals it);
                 # copy when it is shared with another leaf, the caller or a view.
-                if grad.base is not None or sys.getrefcount(grad) > 3 or not grad.flags.writeable:
+                if sys.getrefcount(grad) > 3 or grad.base is not None or not grad.flags.writeable:
                     grad = grad.copy()
                 var._grad = _WRAP[0](grad, None)
             else:
@@ -315,8 +315,9 @@ def run_backward(
             else:
                 if node._freed:
                     raise RuntimeError(FREED_MSG)
-                if node._saved:
-                    node.check_saved()
+                for vc, version, _, _ in node._saved:
+                    if vc[0] != version:
+                        node.check_saved()
                 if extra is not None and extra.prehooks:
                     buf = _run_prehooks(extra.prehooks, node, buf, ops)
                 out = node.apply(buf, ops)

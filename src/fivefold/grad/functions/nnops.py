@@ -285,7 +285,11 @@ class MseLossBackward0(Node):
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         a, b = ops.v(self.a), ops.v(self.b)
         diff = a - b
-        gd = _reduce_grad(g, tuple(ops.unwrap(diff).shape), self.reduction, ops) * diff * 2
+        if ops.raw:  # torch's order: norm * (input - target) * grad
+            norm = 2.0 / diff.size if self.reduction == "mean" else 2.0
+            gd = (norm * diff) * g
+        else:
+            gd = _reduce_grad(g, tuple(ops.unwrap(diff).shape), self.reduction, ops) * diff * 2
         nf = self.next_functions
         ga = ops.fix(gd, *_meta(self.a)) if nf[0][0] is not None else None
         gb = ops.fix(-gd, *_meta(self.b)) if nf[1][0] is not None else None
