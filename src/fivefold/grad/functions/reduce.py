@@ -14,6 +14,7 @@ from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _dim, _wrap
 
+_add_reduce: Any = np.add.reduce  # (typed loosely: NumPy's stubs reject a non-literal keepdims)
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
@@ -66,7 +67,7 @@ def sum(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None,
         x = x.astype(D.to_np(dtype))
     elif x.dtype.kind in "biu":
         x = x.astype(D.NP_I64)
-    out = np.add.reduce(x, axis=axes, keepdims=keepdim)
+    out = _add_reduce(x, axis=axes, keepdims=keepdim)
     if not isinstance(out, np.ndarray):
         out = np.asarray(out, x.dtype)
     if STATE.enabled and a._rg:
@@ -122,7 +123,7 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
             f"dtype. Got: {D.TORCH_NAME[str(x.dtype)]}"
         )
     axes = axes_of(dim, x.ndim)
-    out = np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdim) / _count(x.shape, axes), x.dtype)
+    out = np.asarray(_add_reduce(x, axis=axes, keepdims=keepdim) / _count(x.shape, axes), x.dtype)
     if STATE.enabled and a._rg:
         node = (MeanBackward0 if dim is None else MeanBackward1)((edge(a),))
         node.shape, node.axes, node.keepdim = x.shape, axes, keepdim
