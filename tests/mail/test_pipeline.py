@@ -119,6 +119,14 @@ def test_envelope_goes_in_one_write_when_offered(sink: RecordingSink) -> None:
         sorted(f"issue {i}".encode() for i in range(12))
 
 
+def test_body_and_next_envelope_share_a_write(sink: RecordingSink) -> None:
+    assert send_many(batch(6), server=sink.address, concurrency=1, timeout=10).sent == 6
+    # Message 1 opens the connection and message 2 starts the chain; the envelopes of
+    # messages 3 to 6 each ride in one write with the previous message's body.
+    assert sum(b"\r\n.\r\nMAIL FROM:<" in c for c in sink.chunks) == 4
+    assert len(sink.bodies) == 6
+
+
 def test_one_command_per_write_without_pipelining() -> None:
     with RecordingSink(pipelining=False) as plain:
         assert send_many(batch(5), server=plain.address, concurrency=1, timeout=10).sent == 5
@@ -146,14 +154,16 @@ def test_wire_body_normalises_and_stuffs() -> None:
     assert wire_body(b"x") == b"x\r\n.\r\n"
 
 
-def test_per_recipient_refusals_and_4xx_retry_pipelined(scripted) -> None:
+@pytest.mark.parametrize("position", [0, 2])  # the first of a connection, or one in the chain
+def test_per_recipient_refusals_and_4xx_retry_pipelined(scripted, position: int) -> None:
     server = scripted(rcpt={"gone@example.org": ["550 5.1.1 no such user"],
                             "busy@example.org": ["450 4.2.1 try later", "250"]})
     people = ["ann@example.org", "gone@example.org", "busy@example.org"]
-    messages = [Message(sender="n@example.org", to=people, subject="s", text="x"), *batch(4)]
-    report = send_many(messages, server=server.address, concurrency=2, timeout=10, backoff=0.01)
+    messages = batch(4)
+    messages.insert(position, Message(sender="n@example.org", to=people, subject="s", text="x"))
+    report = send_many(messages, server=server.address, concurrency=1, timeout=10, backoff=0.01)
     assert (report.sent, report.failed) == (5, 0)
-    first = next(r for k, r in report.results.items() if k.startswith("0:"))
+    first = next(r for k, r in report.results.items() if k.startswith(f"{position}:"))
     assert first.accepted == ["ann@example.org", "busy@example.org"]
     assert first.refused == {"gone@example.org": "550 5.1.1 no such user"} and first.attempts == 2
     attempts = server.handler.rcpt_attempts

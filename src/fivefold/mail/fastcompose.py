@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import email.policy
 import re
+import time
 from dataclasses import replace
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -88,7 +89,7 @@ class Skeleton:
         values: dict[str, bytes] = {
             "TO": _address_header(to, self.utf8),
             "SUBJECT": _subject(subject),
-            "DATE": format_datetime(date or dt.datetime.now(dt.UTC).astimezone()).encode(),
+            "DATE": format_datetime(date).encode() if date is not None else _date_now(),
             "MSGID": message_id.encode(),
         }
         for name, body in (("TEXT", text), ("HTML", html)):
@@ -101,6 +102,20 @@ class Skeleton:
                for boundary in self.boundaries):
             return None
         return b"".join(piece if isinstance(piece, bytes) else values[piece] for piece in self.pieces)
+
+
+_DATE_CACHE: list[tuple[int, bytes]] = [(0, b"")]
+
+
+def _date_now() -> bytes:
+    """The Date header of this second: formatting it cost ~15 µs, and a batch sends hundreds
+    of messages a second."""
+    second = int(time.time())
+    cached_second, value = _DATE_CACHE[0]
+    if cached_second != second:
+        value = format_datetime(dt.datetime.fromtimestamp(second, dt.UTC).astimezone()).encode()
+        _DATE_CACHE[0] = (second, value)
+    return value
 
 
 def _address_header(address: Address, utf8: bool) -> bytes:
