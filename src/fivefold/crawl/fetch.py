@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,7 +180,3 @@ async def download(
         if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
             raise
         raise classify(exc) from None
-
-
-def monotonic() -> float:
-    return time.monotonic()
