@@ -20,8 +20,10 @@ class ScriptedHandler(MaildirHandler):
     """Replies to RCPT from a script (address -> list of replies, one per attempt) and can stall DATA."""
 
     def __init__(self, maildir: Path, *, rcpt: dict[str, list[str]] | None = None,
-                 data_delay: float = 0.0, drop_every: int = 0) -> None:
+                 data_delay: float = 0.0, drop_every: int = 0,
+                 mail: dict[str, str] | None = None) -> None:
         super().__init__(maildir)
+        self.mail_script = dict(mail or {})
         self.rcpt_script = {k: list(v) for k, v in (rcpt or {}).items()}
         self.rcpt_attempts: dict[str, int] = {}
         self.data_delay = data_delay
@@ -36,6 +38,8 @@ class ScriptedHandler(MaildirHandler):
         if self.drop_every and self.mails % self.drop_every == 0:
             server.transport.close()  # the connection drops mid-transaction
             return None
+        if address in self.mail_script:
+            return self.mail_script[address]
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"

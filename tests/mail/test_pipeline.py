@@ -183,6 +183,22 @@ def test_all_refused_then_connection_still_carries_the_batch(scripted) -> None:
     assert sorted(r.rcpt_tos[0] for r in server.received()) == [f"u{i}@example.org" for i in (0, 2, 3, 4, 5)]
 
 
+def test_refused_sender_in_the_chain(scripted) -> None:
+    server = scripted(mail={"blocked@example.org": "550 5.7.1 sender blocked",
+                            "later@example.org": "451 4.3.0 try again"})
+    messages = batch(5)
+    messages[2].sender = "blocked@example.org"
+    messages[3].sender = "later@example.org"
+    report = send_many(messages, server=server.address, concurrency=1, timeout=10, retries=1, backoff=0.01)
+    assert (report.sent, report.failed) == (3, 2)
+    blocked = next(r for k, r in report.results.items() if k.startswith("2:"))
+    assert "550 5.7.1 sender blocked" in blocked.refused["u2@example.org"] and blocked.attempts == 1
+    deferred = next(r for k, r in report.results.items() if k.startswith("3:"))
+    assert "451 4.3.0" in deferred.refused["u3@example.org"] and deferred.attempts == 2
+    assert sorted(r.rcpt_tos[0] for r in server.received()) == ["u0@example.org", "u1@example.org",
+                                                                 "u4@example.org"]
+
+
 def test_dropped_connections_mid_batch_resume_without_duplicates(scripted, caplog) -> None:
     server = scripted(drop_every=5)
     with caplog.at_level(logging.DEBUG, logger="fivefold.mail.pipeline"):

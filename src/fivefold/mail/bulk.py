@@ -203,7 +203,10 @@ class _Worker:
                     self.later.append(_Partial(job, data, SendResult(job.message_id), list(job.recipients),
                                                {}, 0))
                     job = None
-            body = wire_body(carry.data) if carry is not None else None  # type: ignore[arg-type]
+            body = None
+            if carry is not None:
+                assert isinstance(carry.data, bytes)  # only whole-bytes messages join the chain
+                body = wire_body(carry.data)
             if body is None and job is None:
                 return
             try:
@@ -216,8 +219,10 @@ class _Worker:
                     if exc.body_reply is not None:  # answered before the drop: settled
                         run.outbox.transition(done=self.settle(carry, opened_for_carry, exc.body_reply),
                                               sending=None)
-                    else:
-                        carry.deferred = dict.fromkeys(carry.pending, str(exc))
+                    else:  # every recipient still wanting it: those accepted and those deferred
+                        carry.pending = [*opened_for_carry.accepted, *opened_for_carry.retry]
+                        carry.deferred = {**dict.fromkeys(opened_for_carry.accepted, str(exc)),
+                                          **opened_for_carry.retry}
                         self.later.append(carry)
                 if job is not None and data is not None:
                     self.later.append(_Partial(job, data, SendResult(job.message_id), list(job.recipients),
