@@ -34,7 +34,7 @@ def test_retry_after_honoured_and_cheap(serve, tmp_path: Path) -> None:
         assert later[0] >= hit.retry_at - 0.002, f"{hit.path} retried {hit.retry_at - later[0]:.3f} s early"
     # A waiting retry holds no slot, so the faults cost little more than their own wait.
     print(f"fault-free {clean_s:.2f} s, with 10% 429/503 {faulty_s:.2f} s")
-    assert faulty_s <= max(1.5 * clean_s, clean_s + 1.3), (clean_s, faulty_s)
+    assert faulty_s <= max(1.5 * clean_s, clean_s + 1.5), (clean_s, faulty_s)
 
 
 def test_cut_short_reset_and_slow_bodies(serve, tmp_path: Path) -> None:
