@@ -92,9 +92,7 @@ def run_command(urls: tuple[str, ...], follow: tuple[str, ...], media: tuple[str
                 no_robots: bool, frontier: str | None, crawl_id: str | None, resume: bool, retries: int,
                 timeout: float, fsync: bool, as_json: bool) -> None:
     """Crawl URL... and download the media the rules select into --out."""
-    from fivefold._common.jsonout import emit
     from fivefold.crawl.config import Options
-    from fivefold.crawl.crawler import crawl
     from fivefold.crawl.rules import load_rules, parse_size, rules_from_flags
 
     if frontier is not None and not frontier.startswith(("redis://", "rediss://", "unix://")):
@@ -112,7 +110,10 @@ def run_command(urls: tuple[str, ...], follow: tuple[str, ...], media: tuple[str
     )
     options = Options(concurrency=concurrency, per_host=per_host, delay=delay, retries=retries,
                       timeout=timeout, frontier=frontier, restart=not resume, fsync=fsync, crawl_id=crawl_id)
+    # aiohttp and friends load only once the input is known to be good: usage errors stay fast.
+    from fivefold._common.jsonout import emit
     from fivefold._common.progress import progress_bar
+    from fivefold.crawl.crawler import crawl
 
     with progress_bar(enabled=False if as_json else None, transient=True) as bar:
         on_progress = _progress_callback(bar) if bar is not None else None
