@@ -383,3 +383,64 @@ def test_reprs_match_torch() -> None:
         lambda L: L.tensor([True, False]),
     ):
         assert repr(make(fg)) == repr(make(torch))
+
+
+def test_custom_function_matches_torch() -> None:
+    def make(L: Any) -> Any:
+        class MyExp(L.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, x: Any, k: float) -> Any:
+                y = x.exp() * k
+                ctx.save_for_backward(y)
+                ctx.k = k
+                return y
+
+            @staticmethod
+            def backward(ctx: Any, g: Any) -> Any:
+                (y,) = ctx.saved_tensors
+                assert ctx.needs_input_grad == (True, False)
+                return g * y, None
+
+        return MyExp
+
+    def run(L: Any) -> list[Any]:
+        fn = make(L)
+        x = L.tensor([0.5, 1.0], requires_grad=True)
+        y = fn.apply(x, 2.0)
+        assert type(y.grad_fn).__name__ == "MyExpBackward" and not y.is_leaf
+        assert type(y.grad_fn.next_functions[0][0]).__name__ == "AccumulateGrad"
+        (y * y).sum().backward(retain_graph=True)
+        first = x.grad.clone()
+        (y * y).sum().backward()
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+            y.sum().backward()
+        return [y, first, x.grad]
+
+    for a, b in zip(*both(run), strict=True):
+        assert_close(a, b)
+
+
+def test_custom_function_saved_tensor_version_check() -> None:
+    for L in (fg, torch):
+
+        class Twice(L.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, x: Any) -> Any:
+                ctx.save_for_backward(x)
+                return x * 2
+
+            @staticmethod
+            def backward(ctx: Any, g: Any) -> Any:
+                _ = ctx.saved_tensors  # torch checks versions here, on unpacking
+                return g * 2
+
+        x = L.ones(3, requires_grad=True)
+        h = x * 1
+        y = Twice.apply(h)
+        h.add_(1)
+        with pytest.raises(
+            RuntimeError,
+            match=r"modified by an inplace operation: \[torch.FloatTensor \[3\]\], "
+            r"which is output 0 of Add, is at version 1",
+        ):
+            y.sum().backward()

@@ -7,11 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from fivefold.grad.function import Function, FunctionCtx, once_differentiable
 from fivefold.grad.graph import Node, run_backward
 from fivefold.grad.mode import STATE, enable_grad, no_grad, set_grad_enabled
 from fivefold.grad.tensor import Size, Tensor, _wrap
 
 __all__ = [
+    "Function",
+    "FunctionCtx",
     "Node",
     "backward",
     "detect_anomaly",
@@ -20,6 +23,7 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "no_grad",
+    "once_differentiable",
     "set_detect_anomaly",
     "set_grad_enabled",
 ]

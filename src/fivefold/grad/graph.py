@@ -68,7 +68,7 @@ class Node:
     def __init__(self, next_functions: tuple[tuple[Node | None, int], ...]) -> None:
         self.next_functions = next_functions
         self._seq = next(_SEQ)
-        self._saved: tuple[tuple[list[int], int, Any, Node | None], ...] = ()
+        self._saved: tuple[tuple[list[int], int, Any, Any], ...] = ()  # (counter, version, array, owner)
         self._freed = False
         self._extra: _Extra | None = None
         if STATE.anomaly:
@@ -124,21 +124,7 @@ class Node:
         return RemovableHandle(hooks, fn)
 
     def check_saved(self) -> None:
-        for vc, version, array, owner in self._saved:
-            if vc[0] != version:
-                # A saved input names the op that produced it *now*; a saved output names this node.
-                producer = owner if owner is None or isinstance(owner, Node) else owner.grad_fn
-                kind = _TORCH_TYPE.get(str(array.dtype), "Tensor")
-                where = ""
-                if producer is not None:
-                    op = producer.name()
-                    op = op[: op.rfind("Backward")] if "Backward" in op else op
-                    where = f", which is output 0 of {op},"
-                raise RuntimeError(
-                    "one of the variables needed for gradient computation has been modified by an "
-                    f"inplace operation: [torch.{kind} {_shape_text(array.shape)}]{where} is at version "
-                    f"{vc[0]}; expected version {version} instead. {ANOMALY_HINT}"
-                )
+        check_versions(self._saved)
 
 
 class _Extra:
@@ -155,6 +141,25 @@ class _Extra:
         self.thooks: dict[int, list[Callable[..., Any]]] = {}
         self.retain: dict[int, Any] = {}
         self.metadata: dict[str, Any] = {}
+
+
+def check_versions(entries: Any) -> None:
+    """Raises torch's error when a saved tensor was modified in place after it was saved."""
+    for vc, version, array, owner in entries:
+        if vc[0] != version:
+            # A saved input names the op that produced it *now*; a saved output names this node.
+            producer = owner if owner is None or isinstance(owner, Node) else owner.grad_fn
+            kind = _TORCH_TYPE.get(str(array.dtype), "Tensor")
+            where = ""
+            if producer is not None:
+                op = producer.name()
+                op = op[: op.rfind("Backward")] if "Backward" in op else op
+                where = f", which is output 0 of {op},"
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [torch.{kind} {_shape_text(array.shape)}]{where} is at version "
+                f"{vc[0]}; expected version {version} instead. {ANOMALY_HINT}"
+            )
 
 
 class RemovableHandle:
