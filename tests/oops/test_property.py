@@ -57,3 +57,21 @@ def test_stream_agrees_with_parse(parts: list[bytes], chunk: int) -> None:
     whole = [(c.title, c.start) for c in parse(log)]
     streamed = [(c.title, c.start) for c in parse_stream(io.BytesIO(log), chunk_size=chunk)]
     assert streamed == whole
+
+
+def test_crash_storms_and_giant_lines_stay_linear() -> None:
+    """A WARN storm or a megabyte "line" of junk must not make parsing quadratic."""
+    import time
+
+    warn = (
+        b"[ 1.0] ------------[ cut here ]------------\n"
+        b"[ 1.0] WARNING: CPU: 0 PID: 1 at drivers/foo.c:10 foo_probe+0x10/0x20\n"
+        b"[ 1.0] Call Trace:\n[ 1.0]  foo_probe+0x10/0x20\n[ 1.0]  bar_init+0x1/0x2\n"
+    )
+    started = time.process_time()
+    storm = parse(warn * 600)
+    giant = parse(b"BUG: " * 100_000)
+    elapsed = time.process_time() - started
+    assert len(storm) == 600 and {c.title for c in storm} == {"WARNING in foo_probe"}
+    assert giant and all(0 <= c.start <= c.end <= 500_000 for c in giant)
+    assert elapsed < 20, elapsed

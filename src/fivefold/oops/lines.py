@@ -35,6 +35,7 @@ _JOURNAL = re.compile(
 _JOURNAL_MONO = re.compile(r"^(\[ *\d+\.\d+\]) \S+ kernel: ")
 _JOURNAL_MARK = re.compile(r" kernel: ")
 _BARE_LEVEL = re.compile(r"^<\d>(?!\[)")
+MAX_LINE = 4096
 
 
 @dataclass
@@ -97,7 +98,10 @@ def normalize(data: str | bytes) -> Text:
     logcat = "kernel" in text and _LOGCAT_MARK.search(text) is not None
     journal = _JOURNAL_MARK.search(text) is not None
     bare = text.startswith("<") or "\n<" in text
-    if not (mtk or logcat or journal or bare):
+    # printk lines are at most ~1 KB; giant "lines" are binary junk, and would make the
+    # format regexes (".*" on every header occurrence) quadratic. They are cut up.
+    long_lines = len(text) > MAX_LINE and max(map(len, text.split("\n"))) > MAX_LINE
+    if not (mtk or logcat or journal or bare or long_lines):
         return Text(text)
     out: list[str] = []
     starts: list[int] = []
@@ -107,6 +111,8 @@ def normalize(data: str | bytes) -> Text:
     pos = 0
     for raw in text.split("\n"):
         pieces = _MTK_GLUED.split(raw) if mtk else [raw]
+        if long_lines:
+            pieces = [p[i : i + MAX_LINE] for p in pieces for i in range(0, max(len(p), 1), MAX_LINE)]
         offset = pos
         for piece in pieces:
             rewritten = _rewrite_line(piece, mtk, logcat, journal)

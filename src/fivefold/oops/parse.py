@@ -15,8 +15,7 @@ Then :mod:`fivefold.oops.details` fills context, registers and frames.
 from __future__ import annotations
 
 from fivefold.oops.crash import Crash
-from fivefold.oops.formats import CompiledOops
-from fivefold.oops.report import GCE_HANGUP, RawReport, cut_report, oops_lines, table
+from fivefold.oops.report import GCE_HANGUP, RawReport, TextScan, cut_report, table
 from fivefold.oops.title import Description, crash_type, describe, is_corrupted, normalize_title
 
 
@@ -32,22 +31,19 @@ SUPPRESSION_KEYS = ("panic:", "fatal error:", "SIGBUS", "SYZFAIL", "Out of memor
                     "lowmemorykiller", "INIT: PANIC", "stack smashing")
 
 
-def parse_one(
-    text: str, start_at: int = 0, headers: dict[int, CompiledOops] | None = None
-) -> tuple[Crash, RawReport] | None:
+def parse_one(text: str, start_at: int = 0, scan: TextScan | None = None) -> tuple[Crash, RawReport] | None:
     """The first crash at or after ``start_at``; ``text`` is already normalised.
 
-    ``headers`` (from :func:`fivefold.oops.report.oops_lines`) saves the header search when
-    several crashes are read from one text.
+    ``scan`` (one :class:`fivefold.oops.report.TextScan` per text) keeps reading several
+    crashes from one text linear.
     """
-    if headers is None:
-        headers = oops_lines(text, start_at)
-    starts = [pos for pos in headers if pos >= start_at]
-    if not starts:
+    if scan is None:
+        scan = TextScan.of(text)
+    start = scan.first_header(start_at)
+    if start is None:
         return None
-    start = min(starts)
-    oops = headers[start]
-    raw = cut_report(text, oops, start, headers)
+    oops = scan.headers[start]
+    raw = cut_report(text, oops, start, scan)
     report = raw.report
     desc = describe(report[: raw.report_end], oops)
     if not desc.title:
@@ -57,7 +53,7 @@ def parse_one(
             line_end = text.find("\n", start)
             desc = Description(text[start : line_end if line_end != -1 else len(text)], "no title", [], None)
     corrupted = desc.corrupted or is_corrupted(desc.title, report, desc.format)
-    if text.find(GCE_HANGUP, start_at) != -1:
+    if scan.last(GCE_HANGUP) >= start_at:
         corrupted = corrupted or "console hangup"
     title = normalize_title(desc.title)
     alts = [normalize_title(a) for a in desc.alt_titles]
@@ -68,7 +64,7 @@ def parse_one(
         alt_titles=list(dict.fromkeys(a for a in alts if a != title)),
         corrupted=bool(corrupted),
         corrupted_reason=corrupted or None,
-        panicked=text.find("Kernel panic - not syncing", start_at) != -1,
+        panicked=scan.last("Kernel panic - not syncing") >= start_at,
         start=start,
         end=raw.lines_end,
         report=raw.report,
@@ -79,13 +75,13 @@ def parse_one(
 def parse_text(text: str) -> list[tuple[Crash, RawReport]]:
     """Every crash in ``text``: each report ends where the next unrelated crash starts."""
     results: list[tuple[Crash, RawReport]] = []
-    headers = oops_lines(text)
-    if not headers:
+    scan = TextScan.of(text)
+    if not scan.headers:
         return results
     suppressed = _suppressed(text)
     pos = 0
     while pos < len(text):
-        parsed = parse_one(text, pos, headers)
+        parsed = parse_one(text, pos, scan)
         if parsed is None:
             break
         parsed[0].suppressed = suppressed

@@ -9,9 +9,10 @@ other tasks' lines dropped, up to the next crash header that is not a known foll
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -39,6 +40,10 @@ TASK_CONTEXT = re.compile(r"\[ *T[0-9]+\]")
 CPU_CONTEXT = re.compile(r"\[ *C[0-9]+\]")
 CONSOLE = "console"
 MAX_DETAIL_LINES = 4000
+#: How far a report is read past the start of the next crash. syzkaller reads to the end of
+#: the log, which makes a log with thousands of crashes (a WARN storm) quadratic; what lies
+#: this far past the next header no longer changes a title.
+TAIL_AFTER_NEXT = 200
 CORRUPTED_NO_FRAMES = "extracted no frames"
 GCE_HANGUP = "serialport: VM disconnected."
 CORRUPTED_TITLE = re.compile(r"\[ *[0-9]+\.[0-9]+\]")
@@ -184,6 +189,43 @@ _MARKERS = (
 )
 
 
+@dataclass
+class TextScan:
+    """What one pass over a whole text finds, shared by all the crashes cut from it.
+
+    Without it every crash would search the rest of the log again: quadratic in a log
+    with thousands of crashes (a WARN storm).
+    """
+
+    headers: dict[int, F.CompiledOops]  # line start -> table entry, lines that start reports
+    header_starts: list[int]  # the same, sorted
+    markers: dict[int, str]  # line start -> "taint" | "nmi" | "tail"
+    info_starts: list[int]  # line starts of informational messages with a stack
+    text: str = ""
+    last_seen: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, text: str) -> TextScan:
+        headers = oops_lines(text)
+        info = table().info_with_stack.finditer(text)
+        info_starts = sorted({text.rfind("\n", 0, m.start()) + 1 for m in info})
+        return cls(headers, sorted(headers), _marker_lines(text, 0), info_starts, text)
+
+    def first_header(self, start: int) -> int | None:
+        index = bisect.bisect_left(self.header_starts, start)
+        return self.header_starts[index] if index < len(self.header_starts) else None
+
+    def last(self, needle: str) -> int:
+        """Where ``needle`` last occurs in the text (-1 if never), searched once per needle."""
+        if needle not in self.last_seen:
+            self.last_seen[needle] = self.text.rfind(needle)
+        return self.last_seen[needle]
+
+    def first_info(self, start: int) -> int:
+        index = bisect.bisect_left(self.info_starts, start)
+        return self.info_starts[index] if index < len(self.info_starts) else -1
+
+
 def _marker_lines(text: str, start: int) -> dict[int, str]:
     """Line start -> marker kind, from one ``str.find`` scan per marker instead of per line."""
     found: dict[int, str] = {}
@@ -200,9 +242,7 @@ def _report_min_lines(oops_line: str) -> int:
     return 16 if "BUG: KMSAN:" in oops_line else 22
 
 
-def cut_report(
-    text: str, oops: F.CompiledOops, start: int, headers: dict[int, F.CompiledOops] | None = None
-) -> RawReport:
+def cut_report(text: str, oops: F.CompiledOops, start: int, scan: TextScan | None = None) -> RawReport:
     """Collects the report that starts at byte ``start`` of ``text`` (syzkaller's findReport)."""
     t = table()
     first_nl = text.find("\n", start)
@@ -230,17 +270,22 @@ def cut_report(
     text_lines = 0
     skip_text = cpu_traceback = False
     oops_line = ""
-    if headers is None:
-        headers = oops_lines(text, start)
+    if scan is None:
+        scan = TextScan.of(text)
+    headers = scan.headers
     detail: list[str] = []
     detail_end = start
-    info = t.info_with_stack.search(text, first_nl + 1) if first_nl != -1 else None
-    info_line = text.rfind("\n", 0, info.start()) + 1 if info is not None else -1
-    markers = _marker_lines(text, start)
+    info_line = scan.first_info(first_nl + 1) if first_nl != -1 else -1
+    markers = scan.markers
     has_cr = "\r" in text
     min_lines = 22
+    after_second = 0
     for m in LINE_RE.finditer(text, start):
         line_start, le = m.span()
+        if second:
+            after_second += 1
+            if after_second > TAIL_AFTER_NEXT:
+                break
         line = m.group()
         if has_cr and line.endswith("\r"):
             line = line[:-1]
