@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps every error to one line on stderr and an exit status."""
     args = sys.argv[1:] if argv is None else argv
     _State.debug = "--debug" in args[: _first_positional(args)]
+    _State.tool = None
     try:
         root.main(args=args, prog_name="fivefold", standalone_mode=False)
     except click.exceptions.Exit as exc:
