@@ -369,7 +369,7 @@ def run_backward(
                 f"The differentiated Tensor at index {i} appears to not have been used in the graph. "
                 "Set allow_unused=True if this is the desired behavior."
             )
-    return [None if r is None else _to_input_dtype(ops.wrap(r), inputs[i]) for i, r in enumerate(results)]
+    return [None if r is None else ops.wrap(r) for r in results]
 
 
 _BACKEND: list[Any] = []
@@ -381,10 +381,6 @@ def _backend() -> Any:
 
         _BACKEND.append(backend)
     return _BACKEND[0]
-
-
-def _to_input_dtype(g: Tensor, t: Tensor) -> Tensor:
-    return g
 
 
 def _add_to_buffer(buffers: dict[Node, Any], node: Node, nr: int, g: Any) -> None:

@@ -7,13 +7,10 @@ works on tensors with grad mode on, so the same formula records a graph when
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _wrap
 
 _ERF: list[Any] = []
@@ -50,16 +47,6 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     if ones:
         g = g.sum(axis=ones, keepdims=True)
     return g
-
-
-@contextlib.contextmanager
-def grad_mode(enabled: bool) -> Iterator[None]:
-    prev = STATE.enabled
-    STATE.enabled = enabled
-    try:
-        yield
-    finally:
-        STATE.enabled = prev
 
 
 class _NP:

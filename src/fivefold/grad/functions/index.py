@@ -69,11 +69,6 @@ class SliceBackward0(IndexBackward0):
     _saves = False
 
 
-class UnsqueezeIndexBackward(IndexBackward0):
-    __slots__ = ()
-    _saves = False
-
-
 def _basic_name(key: tuple[Any, ...]) -> type[IndexBackward0]:
     last = [p for p in key if p is not Ellipsis]
     if not last:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad.nn.parameter import Parameter
-from fivefold.grad.tensor import Tensor, _wrap
+from fivefold.grad.tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -258,7 +258,3 @@ class Module:
 
 def _size(shape: tuple[int, ...]) -> str:
     return f"torch.Size([{', '.join(map(str, shape))}])"
-
-
-def as_parameter(arr: Any) -> Parameter:
-    return Parameter(_wrap(arr, None))

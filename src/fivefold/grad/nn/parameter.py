@@ -32,9 +32,3 @@ class Parameter(Tensor):
         from fivefold.grad.tensor import _wrap
 
         return (Parameter, (_wrap(self._data, None), self._rg))
-
-
-class Buffer(Tensor):
-    """Marker kept for torch's ``nn.Buffer`` name; buffers are plain tensors here."""
-
-    __slots__ = ()
