@@ -69,9 +69,9 @@ def test_crash_storms_and_giant_lines_stay_linear() -> None:
         b"[ 1.0] Call Trace:\n[ 1.0]  foo_probe+0x10/0x20\n[ 1.0]  bar_init+0x1/0x2\n"
     )
     started = time.process_time()
-    storm = parse(warn * 600)
-    giant = parse(b"BUG: " * 100_000)
+    storm = parse(warn * 200)
+    giant = parse(b"BUG: " * 30_000)
     elapsed = time.process_time() - started
-    assert len(storm) == 600 and {c.title for c in storm} == {"WARNING in foo_probe"}
-    assert giant and all(0 <= c.start <= c.end <= 500_000 for c in giant)
-    assert elapsed < 20, elapsed
+    assert len(storm) == 200 and {c.title for c in storm} == {"WARNING in foo_probe"}
+    assert giant and all(0 <= c.start <= c.end <= 150_000 for c in giant)
+    assert elapsed < 10, elapsed
