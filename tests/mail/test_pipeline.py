@@ -240,3 +240,16 @@ def test_merge_uses_the_pipelined_path(sink: RecordingSink) -> None:
     assert not isinstance(report, list) and report.sent == 7
     assert sink.grouped() == 7
     assert all(b"\r\n..P" in body for body in sink.bodies)
+
+
+def test_group_committed_journal_records_every_message(sink: RecordingSink, tmp_path) -> None:
+    import sqlite3
+
+    outbox = tmp_path / "o.sqlite"
+    report = send_many(batch(40), server=sink.address, concurrency=8, outbox=outbox, timeout=10)
+    assert report.sent == 40 and len(sink.bodies) == 40
+    rows = sqlite3.connect(outbox).execute("SELECT key, state, attempts, accepted FROM outbox").fetchall()
+    assert len(rows) == 40
+    for key, state, attempts, accepted in rows:
+        index = int(key.split(":")[0])
+        assert (state, attempts, accepted) == ("sent", 1, f'["u{index}@example.org"]')

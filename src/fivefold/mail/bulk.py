@@ -145,16 +145,17 @@ class _Worker:
                     await self.chain(job)
                 else:
                     # The previous message's outcome and this one's "sending" share one commit.
-                    self.run.outbox.transition(done=self.finished, sending=job.key)
-                    self.finished = None
+                    finished, self.finished = self.finished, None
+                    await self.run.commit(finished, job.key)
                     await self.process(job)
                 while self.later:
                     partial = self.later.pop(0)
-                    self.run.outbox.transition(done=self.finished, sending=partial.job.key)
-                    self.finished = None
+                    finished, self.finished = self.finished, None
+                    await self.run.commit(finished, partial.job.key)
                     await self.process(partial.job, partial)
         finally:
             # Even when the batch is aborted: what the server accepted must be journalled.
+            self.run.flush()
             self.run.outbox.transition(done=self.finished, sending=None)
             self.finished = None
             if self.session is not None:
@@ -250,7 +251,7 @@ class _Worker:
                     self.later.append(_Partial(job, data, result, list(delivery.retry), delivery.retry, 1))
                 else:
                     run.outbox.transition(done=self.record(job, result, [], {}), sending=None)
-            run.outbox.transition(done=done, sending=carry.job.key if carry is not None else None)
+            await run.commit(done, carry.job.key if carry is not None else None)
             job = self.next_job() if job is not None and not self.later else None
 
     def settle(self, carry: _Partial, delivery: Delivery, reply: tuple[int, str]) -> Finished | None:
@@ -333,6 +334,13 @@ class _Worker:
 
 @dataclass
 class _Run:
+    """What the workers of one batch share.
+
+    ``commit`` is a group commit: the journal updates that workers ask for in one turn of
+    the event loop go to SQLite in one transaction, and each worker waits until it is
+    committed, so a message is still ``sending`` on disk before its DATA is written.
+    """
+
     endpoint: Endpoint
     options: ConnectOptions
     outbox: Outbox | MemoryJournal
@@ -343,6 +351,37 @@ class _Run:
     todo: int
     progress: Callable[[int, int], None] | None
     pipelining: bool = True
+    pending: list[tuple[Finished | None, str | None]] = field(default_factory=list)
+    committed: asyncio.Future[None] | None = None
+
+    async def commit(self, done: Finished | None, sending: str | None) -> None:
+        if done is None and sending is None:
+            return
+        if isinstance(self.outbox, MemoryJournal):  # nothing to share: no disk
+            self.outbox.transition(done=done, sending=sending)
+            return
+        self.pending.append((done, sending))
+        if self.committed is None:
+            loop = asyncio.get_running_loop()
+            self.committed = loop.create_future()
+            loop.call_soon(self._flush_into, self.committed)
+        await asyncio.shield(self.committed)
+
+    def _flush_into(self, committed: asyncio.Future[None]) -> None:
+        try:
+            self.flush()
+        except BaseException as exc:  # every waiting worker sees the journal's failure
+            if not committed.done():
+                committed.set_exception(exc)
+            return
+        if not committed.done():
+            committed.set_result(None)
+
+    def flush(self) -> None:
+        """Commits what is pending now (also called when a worker stops)."""
+        items, self.pending, self.committed = self.pending, [], None
+        if items:
+            self.outbox.transitions(items)
 
 
 async def send_jobs(jobs: list[Job], endpoint: Endpoint, options: ConnectOptions, *,

@@ -127,6 +127,29 @@ class Outbox:
              sending, now, done.key, sending),
         )
 
+    def transitions(self, items: list[tuple[Finished | None, str | None]]) -> None:
+        """Several :meth:`transition` calls in one transaction (one WAL commit for all)."""
+        if len(items) == 1:
+            self.transition(done=items[0][0], sending=items[0][1])
+            return
+        now = time.time()
+        # A key is never both finished and started in one group (a worker waits for the commit
+        # of "sending" before its DATA), so the two kinds can go as two batched statements.
+        finished = [("sent" if done.sent else "failed", json.dumps(done.accepted),
+                     json.dumps(done.refused, ensure_ascii=False), done.error, now, done.key)
+                    for done, _ in items if done is not None]
+        started = [(now, key) for _, key in items if key is not None]
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany("UPDATE outbox SET state = ?, accepted = ?, refused = ?, error = ?, "
+                                "updated = ? WHERE key = ?", finished)
+            self.db.executemany("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
+                                "WHERE key = ?", started)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
     def mark_sending(self, key: str) -> None:
         self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
                         "WHERE key = ?", (time.time(), key))
@@ -177,6 +200,10 @@ class MemoryJournal:
             self.states[done.key] = ("sent" if done.sent else "failed", self.states[done.key][1])
         if sending is not None:
             self.states[sending] = ("sending", self.states[sending][1])
+
+    def transitions(self, items: list[tuple[Finished | None, str | None]]) -> None:
+        for done, sending in items:
+            self.transition(done=done, sending=sending)
 
     def requeue(self, key: str) -> None:
         self.states[key] = ("queued", self.states[key][1])
