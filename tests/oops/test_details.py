@@ -93,3 +93,27 @@ def test_guilty_files_match_syzkaller(shared_dir) -> None:  # type: ignore[no-un
         right += got == want
     assert total >= 60
     assert right / total >= 0.95
+
+
+def test_i386_page_fault_registers_and_module_pc() -> None:
+    log = (
+        b"[   10.100000] BUG: unable to handle page fault for address: 00001000\n"
+        b"[   10.100002] Oops: 0000 [#1] SMP\n"
+        b"[   10.100003] CPU: 0 PID: 99 Comm: insmod Not tainted 5.10.0 #1\n"
+        b"[   10.100004] EIP: bad_read+0x12/0x20 [oopsmod]\n"
+        b"[   10.100005] Code: 55 89 e5 8b 15 00 10 00 00 <8b> 02 5d c3 90 90\n"
+        b"[   10.100006] EAX: 00000000 EBX: c1a2b3c4 ECX: 00000001 EDX: 00001000\n"
+        b"[   10.100009] CR0: 80050033 CR2: 00001000 CR3: 35c6a000 CR4: 00150690\n"
+        b"[   10.100010] Call Trace:\n"
+        b"[   10.100011]  oopsmod_init+0x9/0x1000 [oopsmod]\n"
+        b"[   10.100012]  do_one_initcall+0x42/0x1a0\n"
+    )
+    (crash,) = parse(log)
+    assert crash.title == "BUG: unable to handle kernel paging request in bad_read"
+    assert crash.type == "MEMORY_SAFETY_BUG" and crash.arch == "i386" and crash.fatal
+    regs = crash.registers
+    assert regs is not None and regs.values["ebx"] == 0xC1A2B3C4 and regs.values["cr2"] == 0x1000
+    assert regs.pc_symbol == "bad_read+0x12/0x20 [oopsmod]"
+    blamed = crash.blamed
+    assert blamed is not None and (blamed.function, blamed.module) == ("bad_read", "oopsmod")
+    assert crash.blamed.stack == "pc"

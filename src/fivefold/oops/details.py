@@ -27,7 +27,9 @@ _KERNEL_OFFSET = re.compile(r"Kernel Offset: 0x([0-9a-f]+) from 0x([0-9a-f]+)")
 # Units must be separated by blanks: "(?:hex{2,8}\s*)+" backtracks exponentially on long runs.
 _CODE = re.compile(r"(?:^|\W)Code:\s+((?:[<(]?[0-9A-Fa-f]{2,8}[>)]?(?:\s+|$))+)$")
 _X86_PC = re.compile(
-    r"^(?P<name>RIP|EIP|IP): (?:(?P<seg>[0-9a-f]{4}):)?(?:\[<(?P<addr>[0-9a-f]+)>\] )?(?P<sym>\S+)?", re.M
+    r"^(?P<name>RIP|EIP|IP): (?:(?P<seg>[0-9a-f]{4}):)?(?:\[<(?P<addr>[0-9a-f]+)>\] )?"
+    r"(?P<sym>\S+(?: \[[\w-]+\])?)?",
+    re.M,
 )
 _X86_REG = re.compile(
     r"\b(?P<name>[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP)|R\d{1,2}|EFLAGS|ORIG_RAX|CR[0-4]|FS|GS|knlGS|RIP)"
