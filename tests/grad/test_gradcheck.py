@@ -14,7 +14,7 @@ _SHAPES = {"matmul": [(2, 3), (3, 2)]}
 
 def _inputs(op: Op) -> list[fg.Tensor]:
     rng = np.random.default_rng(0)
-    shapes = _SHAPES.get(op.name, [(2, 3)] * op.arity)
+    shapes = list(op.shapes[0]) if op.shapes else _SHAPES.get(op.name, [(2, 3)] * op.arity)
     arrays = []
     for s in shapes:
         vals = rng.uniform(op.low, op.high, s)

@@ -32,6 +32,7 @@ class Op:
     broadcast: bool = True
     scale: float = 1.0  # tolerance multiplier (ops with long reductions)
     away_from_int: bool = False  # keep values off kinks/ties
+    shapes: Any = None  # a fixed list of input-shape tuples to sample from, when the op constrains them
 
 
 OPS = [
@@ -117,6 +118,66 @@ OPS = [
 ]
 
 
+_IMG = [((1, 2, 5, 5), (3, 2, 3, 3)), ((2, 1, 6, 4), (2, 1, 2, 2)), ((2, 4, 5, 6), (4, 2, 3, 1))]
+OPS += [
+    Op(
+        "linear",
+        lambda L, a, b: L.nn.functional.linear(a, b),
+        2,
+        shapes=[((4, 3), (2, 3)), ((2, 5, 3), (4, 3))],
+    ),
+    Op(
+        "linear_bias", lambda L, a, b: L.nn.functional.linear(a, b, b[:, 0] * 2), 2, shapes=[((4, 3), (2, 3))]
+    ),
+    Op("conv2d", lambda L, a, b: L.nn.functional.conv2d(a, b, padding=1), 2, shapes=_IMG[:2], scale=10),
+    Op(
+        "conv2d_groups_stride",
+        lambda L, a, b: L.nn.functional.conv2d(a, b, stride=2, groups=2),
+        2,
+        shapes=[_IMG[2]],
+        scale=10,
+    ),
+    Op(
+        "max_pool2d", lambda L, a: L.nn.functional.max_pool2d(a, 2), shapes=[((1, 2, 4, 4),), ((2, 1, 5, 6),)]
+    ),
+    Op(
+        "avg_pool2d",
+        lambda L, a: L.nn.functional.avg_pool2d(a, 3, stride=2, padding=1),
+        shapes=[((1, 2, 5, 5),), ((2, 1, 6, 4),)],
+    ),
+    Op(
+        "embedding",
+        lambda L, a: L.nn.functional.embedding(L.tensor([[0, 2], [2, 1]]), a),
+        shapes=[((3, 4),), ((5, 2),)],
+    ),
+    Op(
+        "cross_entropy",
+        lambda L, a: L.nn.functional.cross_entropy(a, _targets(L, a)),
+        shapes=[((4, 3),), ((2, 5),), ((3, 4, 2),)],
+    ),
+    Op(
+        "nll_sum",
+        lambda L, a: L.nn.functional.nll_loss(a, L.arange(a.shape[0]) % a.shape[1], reduction="sum"),
+        shapes=[((4, 3),)],
+    ),
+    Op(
+        "sdpa",
+        lambda L, a, b: L.nn.functional.scaled_dot_product_attention(a, b, b, is_causal=True),
+        2,
+        shapes=[((2, 3, 4), (2, 3, 4)), ((1, 2, 4, 3), (1, 2, 4, 3))],
+        scale=10,
+    ),
+    Op("dropout_eval", lambda L, a: L.nn.functional.dropout(a, 0.5, training=False) * 2),
+    Op("one_hot_mul", lambda L, a: a * L.nn.functional.one_hot(L.tensor([1, 0, 2]), 3), shapes=[((3, 3),)]),
+]
+
+
+def _targets(L: Any, a: Any) -> Any:
+    """Class indices for logits of shape (N, C, *extra): (N, *extra), cycling through the classes."""
+    n, c, extra = a.shape[0], a.shape[1], tuple(a.shape[2:])
+    return (L.arange(int(np.prod((n, *extra)))) % c).reshape(n, *extra)
+
+
 def _setitem(a: Any) -> Any:
     y = a * 2
     y[0] = a[-1] * 3
@@ -124,6 +185,8 @@ def _setitem(a: Any) -> Any:
 
 
 def _shapes(op: Op) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
+    if op.shapes is not None:
+        return st.sampled_from(op.shapes)
     if op.name == "matmul":
         return st.sampled_from(
             [
@@ -180,6 +243,16 @@ def test_op_matches_torch(op: Op, dtype: Any, data: st.DataObject) -> None:
 
 # Composite ops where torch records a differently named last node (the gradients still match).
 _NAME_DIFFERS = {
+    "linear",
+    "linear_bias",
+    "conv2d",
+    "conv2d_groups_stride",
+    "max_pool2d",
+    "avg_pool2d",
+    "cross_entropy",
+    "sdpa",
+    "dropout_eval",
+    "one_hot_mul",
     "matmul",
     "split",
     "chunk",

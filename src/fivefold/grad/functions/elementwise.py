@@ -42,10 +42,10 @@ def _operand(b: Any, like: Any) -> Any:
     """Turns the right operand into a Tensor, or a Python scalar kept as a weak scalar."""
     if isinstance(b, Tensor):
         return b
+    if isinstance(b, np.generic):  # before float: np.float64 subclasses float but is not weak
+        return b.item()
     if isinstance(b, (bool, int, float)):
         return b
-    if isinstance(b, np.generic):
-        return b.item()
     arr = np.asarray(b)
     if arr.dtype.kind == "f" and not isinstance(b, np.ndarray):
         arr = arr.astype(D.default_float())
