@@ -253,3 +253,19 @@ def test_group_committed_journal_records_every_message(sink: RecordingSink, tmp_
     for key, state, attempts, accepted in rows:
         index = int(key.split(":")[0])
         assert (state, attempts, accepted) == ("sent", 1, f'["u{index}@example.org"]')
+
+
+def test_skeleton_refuses_a_body_containing_its_boundary() -> None:
+    from email.headerregistry import Address
+
+    from fivefold.mail.fastcompose import Skeleton
+
+    skeleton = Skeleton(Message(sender="n@example.org", to=["x@x.invalid"], subject="s", text="t",
+                                html="<p>h</p>"))
+    assert skeleton.boundaries
+    to = Address(username="a", domain="example.org")
+    ok = skeleton.fill(to=to, subject="s", message_id="<1@x>", text="plain ===== text", html="<p>x</p>")
+    assert ok is not None and b"plain ===== text" in ok
+    for boundary in skeleton.boundaries:  # a body that contains a boundary needs full composition
+        assert skeleton.fill(to=to, subject="s", message_id="<1@x>", text=f"a {boundary.decode()} b",
+                             html="<p>x</p>") is None

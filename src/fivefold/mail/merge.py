@@ -79,17 +79,18 @@ class MergePlan:
                                     attachments=list(self.template.attachments),
                                     inline=list(self.template.inline)))
         jobs: list[Job] = []
+        sender_spec, sender_utf8 = sender.addr_spec, needs_smtputf8(sender)
         for index, row in enumerate(self.rows):
             address = self.recipient(row)
-            digest = hashlib.sha1(address.addr_spec.encode(), usedforsecurity=False).hexdigest()[:16]
-            key = f"{index}:{digest}"
-            jobs.append(Job(key=key, sender=sender.addr_spec, recipients=[address.addr_spec],
-                            build=self._builder(skeleton, index, address, dkim),
-                            smtputf8=needs_smtputf8(address) or needs_smtputf8(sender),
-                            message_id=make_msgid(domain=domain)))
+            spec = address.addr_spec  # a computed property: once per row
+            digest = hashlib.sha1(spec.encode(), usedforsecurity=False).hexdigest()[:16]
+            utf8 = not spec.isascii()
+            jobs.append(Job(key=f"{index}:{digest}", sender=sender_spec, recipients=[spec],
+                            build=self._builder(skeleton, index, address, utf8, dkim),
+                            smtputf8=utf8 or sender_utf8, message_id=make_msgid(domain=domain)))
         return jobs
 
-    def _builder(self, skeleton: Skeleton, index: int, address: Address,
+    def _builder(self, skeleton: Skeleton, index: int, address: Address, utf8: bool,
                  dkim: DkimSigner | None) -> Callable[[str], bytes]:
         row = self.rows[index]
 
@@ -97,7 +98,7 @@ class MergePlan:
             subject = self.subjects[index]
             text, html = self.template.render_bodies(row)
             data = None
-            if not (needs_smtputf8(address) and not skeleton.utf8):
+            if not (utf8 and not skeleton.utf8):
                 data = skeleton.fill(to=address, subject=subject, message_id=message_id, text=text, html=html)
             if data is None:  # this row needs what the skeleton cannot do: compose it fully
                 message = self.message(row)
