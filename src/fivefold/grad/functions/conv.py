@@ -2,8 +2,8 @@
 
 Windows come from NumPy's ``sliding_window_view`` (no copy until the columns are
 gathered); the input gradient is scattered back kernel-offset by kernel-offset, which is
-KH*KW vectorised additions rather than a loop over pixels. These nodes have no
-double-backward formula: ``create_graph`` through them raises.
+KH*KW vectorised additions rather than a loop over pixels. For double backward each node
+differentiates the same op rebuilt from primitives (``unfold`` + matmul / max / mean).
 """
 
 from __future__ import annotations
@@ -23,12 +23,45 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _no_double(node: Node, ops: Any) -> None:
-    if not ops.raw:
-        raise RuntimeError(
-            f"fivefold.grad: {node.name()} has no double-backward formula "
-            "(create_graph=True through a convolution or pooling is not supported)"
-        )
+def unfold(
+    x: Tensor,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    fill: float = 0.0,
+) -> Tensor:
+    """Differentiable sliding windows (N, C, OH, OW, KH, KW) from primitive ops (for double backward)."""
+    from fivefold.grad.creation import full
+
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    if ph or pw:
+        padded = full((n, c, h + 2 * ph, w + 2 * pw), fill, dtype=x.dtype)
+        padded[:, :, ph : ph + h, pw : pw + w] = x
+        x = padded
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    rows = (np.arange(oh) * sh)[:, None, None, None] + (np.arange(kh) * dh)[None, None, :, None]
+    cols = (np.arange(ow) * sw)[None, :, None, None] + (np.arange(kw) * dw)[None, None, None, :]
+    return x[:, :, rows, cols]
+
+
+def _conv_composite(x: Tensor, w: Tensor, b: Any, node: ConvolutionBackward0) -> Tensor:
+    from fivefold.grad.functions.shape import cat
+
+    o, cg, kh, kw = w.shape
+    win = unfold(x, (kh, kw), node.stride, node.padding, node.dilation)
+    n, _, oh, ow = win.shape[:4]
+    og = o // node.groups
+    parts = []
+    for k in range(node.groups):
+        cols = win[:, k * cg : (k + 1) * cg].permute(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
+        parts.append(cols @ w[k * og : (k + 1) * og].reshape(og, -1).T)
+    out: Tensor = cat(parts, 1).reshape(n, oh, ow, o).permute(0, 3, 1, 2)
+    if b is not None:
+        out = out + b.reshape(1, o, 1, 1)
+    return out
 
 
 def _windows(xp: Any, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int]) -> Any:
@@ -38,7 +71,8 @@ def _windows(xp: Any, kh: int, kw: int, stride: tuple[int, int], dilation: tuple
 
 
 class ConvolutionBackward0(Node):
-    __slots__ = ("cols", "dilation", "groups", "padding", "stride", "w", "x", "xshape")
+    __slots__ = ("b", "cols", "dilation", "groups", "padding", "stride", "w", "x", "xshape")
+    b: Any
     cols: Any
     dilation: Any
     groups: Any
@@ -49,7 +83,16 @@ class ConvolutionBackward0(Node):
     xshape: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any, Any]:
-        _no_double(self, ops)
+        if not ops.raw:  # double backward: differentiate the same convolution built from primitives
+            from fivefold.grad.functions.nnops import composite_grads
+
+            need = tuple(f is not None for f, _ in self.next_functions) + (False,) * (
+                3 - len(self.next_functions)
+            )
+            grads = composite_grads(
+                lambda x, w, b: _conv_composite(x, w, b, self), (self.x, self.w, self.b), g, need
+            )
+            return (grads[0], grads[1], grads[2])
         nf = self.next_functions
         w = self.w._data
         n, _, oh, ow = g.shape
@@ -88,7 +131,7 @@ class ConvolutionBackward0(Node):
         return (gx, gw, gb)
 
     def _release(self) -> None:
-        self.cols = self.w = self.x = None
+        self.cols = self.w = self.x = self.b = None
 
 
 def conv2d(
@@ -141,7 +184,7 @@ def conv2d(
     if STATE.enabled and (x._rg or weight._rg or (bias is not None and bias._rg)):
         edges = (edge(x), edge(weight)) + ((edge(bias),) if bias is not None else ())
         node = ConvolutionBackward0(edges)
-        node.x, node.w, node.cols, node.groups = x, weight, cols_all, groups
+        node.x, node.w, node.b, node.cols, node.groups = x, weight, bias, cols_all, groups
         node.stride, node.padding, node.dilation, node.xshape = stride, (ph, pw), dilation, xd.shape
         node._saved = (_saved(x), _saved(weight))
         return _wrap(out, node)
@@ -175,13 +218,24 @@ def conv1d(
 
 
 class MaxPool2DWithIndicesBackward0(Node):
-    __slots__ = ("cols", "rows", "xshape")
+    __slots__ = ("cols", "params", "rows", "x", "xshape")
     cols: Any
+    params: Any
     rows: Any
+    x: Any
     xshape: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
-        _no_double(self, ops)
+        if not ops.raw:  # double backward through the same pooling built from primitives
+            from fivefold.grad.functions.nnops import composite_grads
+
+            def pool(x: Tensor) -> Tensor:
+                kernel, stride, padding, dilation = self.params
+                win = unfold(x, kernel, stride, padding, dilation, fill=float("-inf"))
+                result: Tensor = win.reshape(*win.shape[:4], -1).max(-1)[0]
+                return result
+
+            return (composite_grads(pool, (self.x,), g, (True,))[0],)
         n, c = g.shape[:2]
         gx = np.zeros(self.xshape, g.dtype)
         ni = np.arange(n)[:, None, None, None]
@@ -190,7 +244,7 @@ class MaxPool2DWithIndicesBackward0(Node):
         return (gx,)
 
     def _release(self) -> None:
-        self.rows = self.cols = None
+        self.rows = self.cols = self.x = None
 
 
 def max_pool2d(
@@ -217,7 +271,7 @@ def max_pool2d(
         node = MaxPool2DWithIndicesBackward0((edge(x),))
         node.rows = np.arange(oh)[:, None] * sh + (arg // kw) * dh - ph
         node.cols = np.arange(ow)[None, :] * sw + (arg % kw) * dw - pw
-        node.xshape = xd.shape
+        node.xshape, node.x, node.params = xd.shape, x, ((kh, kw), (sh, sw), (ph, pw), (dh, dw))
         return _wrap(np.ascontiguousarray(out), node)
     return _wrap(np.ascontiguousarray(out), None)
 
@@ -231,7 +285,17 @@ class AvgPool2DBackward0(Node):
     _saves = False
 
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
-        _no_double(self, ops)
+        if not ops.raw:  # linear in g: backward of the mean over windows, recorded
+            from fivefold.grad.creation import zeros
+            from fivefold.grad.functions.nnops import composite_grads
+
+            probe = zeros(*self.xshape, dtype=g.dtype, requires_grad=True)
+
+            def pool(x: Tensor) -> Tensor:
+                result: Tensor = unfold(x, self.kernel, self.stride, self.padding, (1, 1)).mean((-1, -2))
+                return result
+
+            return (composite_grads(pool, (probe,), g, (True,))[0],)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
         _n, _c, oh, ow = g.shape
         xs = self.xshape
