@@ -269,3 +269,24 @@ def test_skeleton_refuses_a_body_containing_its_boundary() -> None:
     for boundary in skeleton.boundaries:  # a body that contains a boundary needs full composition
         assert skeleton.fill(to=to, subject="s", message_id="<1@x>", text=f"a {boundary.decode()} b",
                              html="<p>x</p>") is None
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_cli_merge_pipelines_unless_told_not_to(tmp_path, flag: bool) -> None:
+    from click.testing import CliRunner
+
+    from fivefold.cli import root
+
+    (tmp_path / "tmpl").mkdir()
+    (tmp_path / "tmpl" / "subject.j2").write_text("Hi {{ name }}", encoding="utf-8")
+    (tmp_path / "tmpl" / "text.j2").write_text("Hello {{ name }}\n", encoding="utf-8")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("email,name\n" + "".join(f"p{i}@example.org,P{i}\n" for i in range(5)), encoding="utf-8")
+    with RecordingSink(pipelining=True) as sink:
+        args = ["mail", "merge", "--template", str(tmp_path / "tmpl"), "--csv", str(rows),
+                "--from", "n@example.org", "--server", sink.address, "--no-outbox", "--concurrency", "1"]
+        result = CliRunner().invoke(root, args + (["--no-pipelining"] if flag else []),
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert len(sink.bodies) == 5
+        assert (sink.grouped() == 0) if flag else (sink.grouped() == 5)

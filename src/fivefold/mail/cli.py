@@ -178,10 +178,12 @@ def _report(payload: dict[str, Any], as_json: bool, line: str) -> None:
               help="SQLite journal for resume (default: <csv>.outbox.sqlite).")
 @click.option("--no-outbox", is_flag=True, help="Do not journal (a re-run sends everything again).")
 @click.option("--retry-failed", is_flag=True, help="Send again the messages the journal records as failed.")
+@click.option("--no-pipelining", is_flag=True,
+              help="One SMTP command per round trip even if the server offers PIPELINING.")
 @_connection_options
 def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: int | None,
-          outbox: Path | None, no_outbox: bool, retry_failed: bool, profile: str | None, dry_run: Path | None,
-          as_json: bool, **kw: Any) -> None:
+          outbox: Path | None, no_outbox: bool, retry_failed: bool, no_pipelining: bool, profile: str | None,
+          dry_run: Path | None, as_json: bool, **kw: Any) -> None:
     """Send one personalised message per CSV row (resumable; validated as a whole first)."""
     from fivefold._common.progress import progress_bar
     from fivefold.mail import config
@@ -212,7 +214,8 @@ def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: i
         report = run_merge(batch.template, batch.rows, sender=sender, server=str(settings.endpoint),
                            security=settings.endpoint.security, options=settings.options,
                            concurrency=settings.concurrency, outbox=journal, retries=settings.retries,
-                           dkim=signer, retry_failed=retry_failed, progress=progress)
+                           dkim=signer, retry_failed=retry_failed, progress=progress,
+                           pipelining=not no_pipelining)
     assert not isinstance(report, list)
     if as_json:
         from fivefold._common.jsonout import emit
