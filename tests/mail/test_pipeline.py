@@ -290,3 +290,29 @@ def test_cli_merge_pipelines_unless_told_not_to(tmp_path, flag: bool) -> None:
         assert result.exit_code == 0, result.output
         assert len(sink.bodies) == 5
         assert (sink.grouped() == 0) if flag else (sink.grouped() == 5)
+
+
+def test_reply_framing_across_reads() -> None:
+    from fivefold.mail.pipeline import _ReplyReader
+
+    class Transport:
+        aborted = False
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    async def scenario() -> None:
+        reader = _ReplyReader(Transport())  # type: ignore[arg-type]
+        for piece in (b"250-first\r\n250-sec", b"ond\r\n25", b"0 last\r\n354 go\r", b"\n221 bye\n"):
+            reader.data_received(piece)
+        assert await reader.read(3, 1) == [(250, "first\nsecond\nlast"), (354, "go"), (221, "bye")]
+        with pytest.raises(TimeoutError):
+            await reader.read(1, 0.05)
+        bad = Transport()
+        broken = _ReplyReader(bad)  # type: ignore[arg-type]
+        broken.data_received(b"hello there\r\n")
+        assert bad.aborted
+        with pytest.raises(ConnectionError, match="malformed reply"):
+            await broken.read(1, 1)
+
+    asyncio.run(scenario())

@@ -170,9 +170,9 @@ def _encode_body(body: str) -> tuple[bytes, bytes]:
     data = body.encode("utf-8")
     if not data.endswith(b"\n"):
         data += b"\n"
-    if data.isascii() and b"\r" not in data and max(map(len, data.split(b"\n"))) < 990:
-        lines = data.split(b"\n")
-        if not any(line.startswith(b"ZZfivefoldslot") for line in lines):
-            return b"7bit", data[:-1].replace(b"\n", b"\r\n")
+    # A body holding a slot marker anywhere goes base64 (stricter than needed, and one scan).
+    if data.isascii() and b"\r" not in data and b"ZZfivefoldslot" not in data \
+            and max(map(len, data.split(b"\n"))) < 990:
+        return b"7bit", data[:-1].replace(b"\n", b"\r\n")
     encoded = base64.encodebytes(data)
     return b"base64", encoded[:-1].replace(b"\n", b"\r\n")

@@ -54,24 +54,34 @@ class _ReplyReader(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            line = bytes(buffer[start:end]).rstrip(b"\r")
-            start = end + 1
-            if len(line) < 3 or not line[:3].isdigit():
+        if self.buffer:
+            data = bytes(self.buffer) + data
+            self.buffer.clear()
+        end = data.rfind(b"\n")
+        if end + 1 < len(data):  # an incomplete line stays for the next call
+            self.buffer += data[end + 1:]
+            if len(self.buffer) > _MAX_REPLY:
+                self._fail(ConnectionError("reply line too long"))
+                return
+        if end < 0:
+            return
+        for line in data[:end].split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            code = line[:3]
+            if len(code) < 3 or not code.isdigit():
                 self._fail(ConnectionError(f"malformed reply {line[:40]!r}"))
                 return
-            self.lines.append(line[4:])
-            if line[3:4] != b"-":  # "250 text" or a bare "250" ends the reply
+            if line[3:4] == b"-":  # "250-text": the reply goes on
+                self.lines.append(line[4:])
+                continue
+            if self.lines:  # "250 text" or a bare "250" ends it
+                self.lines.append(line[4:])
                 text = b"\n".join(self.lines).decode("utf-8", "replace")
-                self.replies.append((int(line[:3]), text))
                 self.lines = []
-        del buffer[:start]
-        if len(buffer) > _MAX_REPLY:
-            self._fail(ConnectionError("reply line too long"))
-            return
+            else:
+                text = line[4:].decode("utf-8", "replace")
+            self.replies.append((int(code), text))
         if self.waiter is not None and len(self.replies) >= self.want and not self.waiter.done():
             self.waiter.set_result(None)
 
