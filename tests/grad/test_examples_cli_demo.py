@@ -122,3 +122,37 @@ def test_cli_errors_are_one_line() -> None:
         "mat1 and mat2 shapes cannot be multiplied (1x3 and 1x3)" in fails.stderr
         and len(fails.stderr.strip().splitlines()) == 1
     )
+
+
+TUTORIAL = """
+x = torch.linspace(-math.pi, math.pi, 2000)
+y = torch.sin(x)
+p = torch.tensor([1, 2, 3])
+xx = x.unsqueeze(-1).pow(p)
+model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0, 1))
+with torch.no_grad():
+    model[0].weight.copy_(torch.tensor([[0.1, -0.2, 0.05]]))
+    model[0].bias.fill_(0.0)
+loss_fn = torch.nn.MSELoss(reduction='sum')
+for t in range(100):
+    y_pred = model(xx)
+    loss = loss_fn(y_pred, y)
+    model.zero_grad()
+    loss.backward()
+    with torch.no_grad():
+        for param in model.parameters():
+            param -= 1e-6 * param.grad
+result = [loss.item(), model[0].bias.item()] + [model[0].weight[:, i].item() for i in range(3)]
+"""
+
+
+def test_torch_tutorial_runs_unchanged() -> None:
+    """PyTorch's "Learning PyTorch with examples" nn fit: only the import differs."""
+    import math
+
+    results = []
+    for lib in (fg, torch):
+        scope = {"torch": lib, "math": math}
+        exec(TUTORIAL, scope)
+        results.append(scope["result"])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
