@@ -46,6 +46,8 @@ def cli() -> None:
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
 @click.option("--stop-after", type=int, default=None, help="Leave (and finalise) after this many steps.")
+@click.option("--init", type=click.Path(path_type=Path), default=None, help="Start from this VAE's weights.")
+@click.option("--decoder-only", is_flag=True, help="Train only the decoder (keeps latents valid).")
 @click.option("--json", "as_json", is_flag=True)
 def vae_train_cmd(
     out: Path,
@@ -61,6 +63,8 @@ def vae_train_cmd(
     threads: int,
     resume: bool,
     stop_after: int | None,
+    init: Path | None,
+    decoder_only: bool,
     as_json: bool,
 ) -> None:
     """Train the causal video VAE on synthetic moving shapes; report PSNR/SSIM."""
@@ -78,9 +82,18 @@ def vae_train_cmd(
         channels=channels,
     )
     tc = VAETrainConfig(
-        steps=steps, batch_size=batch, lr=lr, frames=frames, height=height, width=width, seed=seed
+        steps=steps,
+        batch_size=batch,
+        lr=lr,
+        frames=frames,
+        height=height,
+        width=width,
+        seed=seed,
+        decoder_only=decoder_only,
     )
-    summary = train_vae(out, cfg, tc, resume=resume, stop_after=stop_after, echo_every=0 if as_json else 50)
+    summary = train_vae(
+        out, cfg, tc, resume=resume, stop_after=stop_after, echo_every=0 if as_json else 50, init=init
+    )
     if as_json:
         emit(summary)
     else:

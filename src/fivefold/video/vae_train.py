@@ -46,6 +46,7 @@ class VAETrainConfig:
     grad_clip: float = 1.0
     ckpt_every: int = 100
     log_every: int = 10
+    decoder_only: bool = False  # fine-tune the decoder of --init; latents (and a DiT on them) stay valid
 
 
 def _batch(tc: VAETrainConfig, step: int, held_out: bool = False, frames: int | None = None) -> torch.Tensor:
@@ -68,6 +69,7 @@ def train_vae(
     resume: bool = False,
     stop_after: int | None = None,
     echo_every: int = 0,
+    init: Path | None = None,
 ) -> dict[str, Any]:
     """Train, then finalise (latent scale, held-out PSNR/SSIM). ``stop_after``: leave after that
     many steps of this run, the schedule still spanning ``tc.steps``."""
@@ -76,7 +78,16 @@ def train_vae(
     ckpt_path = out / "vae.pt"
     torch.manual_seed(tc.seed)
     model = VideoVAE(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    if init is not None:
+        start_from = load_vae(init)
+        check_config(init, "VAE", _shape_fields(start_from.cfg.to_dict()), _shape_fields(cfg.to_dict()))
+        model.load_state_dict(start_from.state_dict())
+    elif tc.decoder_only:
+        raise UsageError("decoder-only training needs a VAE to start from (--init)")
+    trainable = model.decoder.parameters() if tc.decoder_only else model.parameters()
+    if tc.decoder_only:
+        model.encoder.requires_grad_(False)
+    opt = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=0.0, betas=(0.9, 0.99))
     start = 0
     if resume:
         state = load_checkpoint(ckpt_path)
@@ -164,6 +175,11 @@ def finalize_vae(out: Path, model: VideoVAE, tc: VAETrainConfig, eval_batches: i
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(tmp, out / "vae_eval.json")
     return summary
+
+
+def _shape_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The config fields that decide the weights' shapes (not the latent scale)."""
+    return {k: v for k, v in config.items() if k not in ("scale", "shift", "kl_weight")}
 
 
 def load_vae(path: Path) -> VideoVAE:
