@@ -224,6 +224,7 @@ class PipelinedSession:
         if body is not None:
             self.needs_rset = False  # the body's final dot ends the transaction, whatever the reply
         commands = self.envelope(sender, recipients, size, smtputf8) if sender is not None else b""
+        body_reply: tuple[int, str] | None = None
         rset = commands.startswith(b"RSET")
         count = (1 if body is not None else 0) + (len(recipients) + 2 + rset if sender is not None else 0)
         try:
@@ -242,10 +243,11 @@ class PipelinedSession:
         except TimeoutError:
             self.abort()
             raise Dropped(f"{self.endpoint}: no reply within {timeout:g} s during the transaction",
-                          self._salvage(body)) from None
+                          body_reply or self._salvage(body)) from None
         except (ConnectionError, OSError) as exc:
             self.abort()
-            raise Dropped(f"{self.endpoint}: connection dropped: {exc}", self._salvage(body)) from None
+            raise Dropped(f"{self.endpoint}: connection dropped: {exc}",
+                          body_reply or self._salvage(body)) from None
         return body_reply, opened
 
     def _salvage(self, body: bytes | None) -> tuple[int, str] | None:
