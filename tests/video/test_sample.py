@@ -100,3 +100,28 @@ def test_media_writers(tmp_path: Path) -> None:
     assert mp4.stat().st_size > 0
     with pytest.raises(UsageError, match=r"\.gif or \.mp4"):
         save_video(tmp_path / "c.avi", clips)
+
+
+def test_pack_swaps_only_a_decoder_fine_tune(tmp_path: Path) -> None:
+    from fivefold.video.train import TrainConfig
+    from fivefold.video.trainloop import atomic_save
+    from fivefold.video.vae import VideoVAE
+
+    torch.manual_seed(0)
+    vae = VideoVAE(TINY_VAE)
+    train(
+        tmp_path,
+        fake_cache(),
+        TINY_DIT,
+        dataclasses.replace(TrainConfig(), steps=1, batch_size=4),
+        vae_state={"config": TINY_VAE.to_dict(), "model": vae.state_dict()},
+    )
+    tuned = {k: v + 1 if k.startswith("decoder.") else v for k, v in vae.state_dict().items()}
+    atomic_save({"kind": "vae-final", "config": TINY_VAE.to_dict(), "model": tuned}, tmp_path / "dec.pt")
+    pack(tmp_path / "dit.pt", tmp_path / "p.pt", vae=tmp_path / "dec.pt")
+    shipped = load_pipeline(tmp_path / "p.pt").vae.state_dict()
+    assert all(torch.equal(shipped[k], tuned[k]) for k in tuned)
+    other = {k: v + 1 for k, v in vae.state_dict().items()}
+    atomic_save({"kind": "vae-final", "config": TINY_VAE.to_dict(), "model": other}, tmp_path / "other.pt")
+    with pytest.raises(UsageError, match="another encoder"):
+        pack(tmp_path / "dit.pt", tmp_path / "p.pt", vae=tmp_path / "other.pt")

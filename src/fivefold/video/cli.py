@@ -356,7 +356,10 @@ def flops_cmd(config: str, frames: int | None, size: str | None, as_json: bool) 
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--text-cache", type=click.Path(path_type=Path), default=None)
 @click.option("--vae-eval", type=click.Path(path_type=Path), default=None, help="vae_eval.json to record.")
-def pack_cmd(checkpoint: Path, out: Path, text_cache: Path | None, vae_eval: Path | None) -> None:
+@click.option("--vae", type=click.Path(path_type=Path), default=None, help="A decoder fine-tune to ship.")
+def pack_cmd(
+    checkpoint: Path, out: Path, text_cache: Path | None, vae_eval: Path | None, vae: Path | None
+) -> None:
     """Turn a training checkpoint into a small sampling checkpoint (EMA weights, fp16).
 
     From --text-cache it keeps the embeddings of the null prompt and of the plain prompt of every
@@ -370,7 +373,7 @@ def pack_cmd(checkpoint: Path, out: Path, text_cache: Path | None, vae_eval: Pat
     if vae_eval is not None:
         meta["vae_eval"] = json.loads(vae_eval.read_text())
     prompts = [canonical_caption(c) for c in ALL_COMBOS]
-    size = pack(checkpoint, out, text_cache, meta=meta, prompts=prompts)
+    size = pack(checkpoint, out, text_cache, meta=meta, prompts=prompts, vae=vae)
     click.echo(f"{out}: {size / 1e6:.1f} MB")
 
 

@@ -16,9 +16,11 @@ def pack(
     text_cache: Path | None = None,
     meta: dict[str, object] | None = None,
     prompts: list[str] | None = None,
+    vae: Path | None = None,
 ) -> int:
     """Write the sampling checkpoint; ``prompts`` limits the embedded text cache (the null prompt is
-    always kept). Returns its size in bytes."""
+    always kept); ``vae`` swaps in a VAE whose encoder is the training one (a decoder fine-tune),
+    anything else would change the latents the DiT learned. Returns the size in bytes."""
     state = load_checkpoint(checkpoint)
     if state["kind"] != "dit":
         raise UsageError(
@@ -26,12 +28,25 @@ def pack(
         )
     if state.get("vae") is None:
         raise UsageError(f"{checkpoint} has no VAE inside")
+    vae_blob = state["vae"]
+    if vae is not None:
+        other = load_checkpoint(vae)
+        enc = {k: v for k, v in other["model"].items() if k.startswith("encoder.")}
+        ref = {k: v for k, v in vae_blob["model"].items() if k.startswith("encoder.")}
+        if enc.keys() != ref.keys() or any(not torch.equal(enc[k], ref[k]) for k in ref):
+            raise UsageError(f"{vae} has another encoder than the one {checkpoint} was trained on")
+        for key in ("scale", "shift"):
+            if abs(other["config"][key] - vae_blob["config"][key]) > 1e-4 * max(
+                1.0, abs(vae_blob["config"][key])
+            ):
+                raise UsageError(f"{vae} has another latent {key} than {checkpoint}")
+        vae_blob = {"config": vae_blob["config"], "model": other["model"]}
     blob = {
         "kind": "pipeline",
         "config": state["config"],
         "diffusion": state["diffusion"],
         "dit": {k: v.half() if v.dtype.is_floating_point else v for k, v in state["ema"].items()},
-        "vae": state["vae"],
+        "vae": vae_blob,
         "null_prompt": state.get("null_prompt", ""),
         "meta": {"trained_steps": state["step"], "train_config": state["train_config"], **(meta or {})},
     }
