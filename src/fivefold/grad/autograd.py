@@ -29,6 +29,14 @@ __all__ = [
 ]
 
 
+CREATE_GRAPH_WARNING = (
+    "Using backward() with create_graph=True will create a reference cycle between the parameter and its "
+    "gradient which can cause a memory leak. We recommend using autograd.grad when creating the graph to "
+    "avoid this. If you have to use this function, make sure to reset the .grad fields of your parameters "
+    "to None after use to break the cycle and avoid the leak."
+)
+
+
 def _seq(x: Any) -> list[Any]:
     if x is None:
         return []
@@ -80,6 +88,8 @@ def backward(
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     if retain_graph is None:
         retain_graph = create_graph
+    if create_graph and inputs is None:  # torch warns about the leaf <-> grad reference cycle too
+        warnings.warn(CREATE_GRAPH_WARNING, UserWarning, stacklevel=3)
     run_backward(
         outs,
         _make_grads(outs, grads, create_graph),
