@@ -6,6 +6,7 @@ same error recovery as browsers, so hostile or broken markup yields what a brows
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser
@@ -57,14 +58,26 @@ def selector_value_is_srcset(value: str) -> bool:
     return "," in value and " " in value.strip()
 
 
+_BASE_BYTES = re.compile(rb"<base", re.I)
+_BASE_TEXT = re.compile(r"<base", re.I)
+
+
+def _may_have_base(html: str | bytes) -> bool:
+    if isinstance(html, bytes):
+        return _BASE_BYTES.search(html) is not None
+    return _BASE_TEXT.search(html) is not None
+
+
 def extract(html: str | bytes, base: str, rule: PageRule) -> Extracted:
     """Everything ``rule`` asks for on one page; URLs are absolute and canonical."""
     tree = LexborHTMLParser(html)
-    for node in tree.css("base[href]"):
-        href = node.attributes.get("href")
-        if href:
-            base = canonical(href, base) or base
-        break
+    # A CSS query costs as much as a small page's parse: look for <base> only when it may be there.
+    if _may_have_base(html):
+        for node in tree.css("base[href]"):
+            href = node.attributes.get("href")
+            if href:
+                base = canonical(href, base) or base
+            break
     out = Extracted()
     empty = out.empty
     out.links = _urls([v for s in rule.follow for v in _values(tree, s, empty)], base)

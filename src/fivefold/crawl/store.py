@@ -97,6 +97,7 @@ class Store:
         for pending in await state.pending_files():
             path = self.root / pending.path
             if path.is_file() and _sha256(path) == pending.sha256:
+                pending.row.path = pending.path
                 await state.commit(Item(pending.row.url, "media", pending.depth), pending.row)
                 finished += 1
             else:
