@@ -12,7 +12,8 @@ running in its own process (so the client's CPU is measured alone):
 * yagmail (one connection, ``send`` per message), redmail (one connection, ``with sender``).
 
 Then a 25 MB attachment sent by fivefold in a fresh process, reporting its peak RSS.
-Run: ``.venv/bin/python benchmarks/mail.py [--count 1000]``.
+Every contender runs ``--rounds`` times (default 3), interleaved; the medians are printed.
+Run: ``.venv/bin/python benchmarks/mail.py [--count 1000] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -270,6 +272,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--only", default=None, help="comma-separated substrings of contender names")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are printed")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -287,12 +290,18 @@ def main() -> None:
         import fivefold.mail.merge  # noqa: F401
 
         fivefold_merge(server, rows(20))  # warm-up (first-use imports of aiosmtplib, jinja2)
+        chosen = [(name, func) for name, func in CONTENDERS
+                  if not args.only or any(part in name for part in args.only.split(","))]
+        # Rounds interleave the contenders, and each figure is the median of its rounds, so a
+        # burst of load from other processes does not land on one contender only.
+        rounds: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in chosen}
+        for _ in range(args.rounds):
+            for name, func in chosen:
+                rounds[name].append(measure(func, server, data, proc.pid))
         results: dict[str, tuple[float, float, float]] = {}
-        for name, func in CONTENDERS:
-            if args.only and not any(part in name for part in args.only.split(",")):
-                continue
-            results[name] = measure(func, server, data, proc.pid)
-            rate, cpu, sink_cpu = results[name]
+        for name, figures in rounds.items():
+            rate, cpu, sink_cpu = (statistics.median(column) for column in zip(*figures, strict=True))
+            results[name] = (rate, cpu, sink_cpu)
             print(f"{name:<30} {rate:>8.0f} msg/s   client {cpu:>6.0f} µs CPU/msg   "
                   f"sink {sink_cpu:>5.0f} µs/msg", flush=True)
         mine = results.get("fivefold merge (8 conns)")
@@ -307,7 +316,8 @@ def main() -> None:
         print(f"\n25 MB attachment: peak RSS {big['peak_mb']:.0f} MB (interpreter + libraries alone "
               f"{big['base_mb']:.0f} MB) = {big['ratio']:.2f}x the attachment size")
         load = os.getloadavg()
-        print(f"(machine load average {load[0]:.1f} on {os.cpu_count()} CPUs; {args.count} messages each)")
+        print(f"(machine load average {load[0]:.1f} on {os.cpu_count()} CPUs; {args.count} messages each; "
+              f"medians of {args.rounds} interleaved rounds)")
     finally:
         proc.terminate()
         proc.wait(10)
