@@ -180,7 +180,7 @@ class PipelinedSession:
 
         ``None`` (and ``client`` untouched) when the server does not advertise PIPELINING.
         """
-        transport = client.transport
+        transport = getattr(client, "transport", None)  # aiosmtplib's; absent -> the plain path
         if not client.supports_extension("pipelining") or not isinstance(transport, asyncio.Transport):
             return None
         if transport.is_closing():
