@@ -267,6 +267,10 @@ class Crawler:
                     self._check_queue = True  # claimed by another worker meanwhile; look again
         finally:
             self._claiming = False
+        self._buffer(items)
+        return bool(items)
+
+    def _buffer(self, items: list[Item]) -> None:
         for item in items:
             host = self._host(item.url)
             if item.meta.get("next"):
@@ -277,7 +281,6 @@ class Crawler:
         self._buffered += len(items)
         if items:
             self._notify(len(items))
-        return bool(items)
 
     def _queue_changed(self, not_before: float | None = None) -> None:
         if not_before is None:
@@ -375,6 +378,11 @@ class Crawler:
         await self._state.done(item)
         if new:
             self._queue_changed()
+            # The next index page is the crawl's critical path: claimed at once, not after the
+            # buffer has drained (that cost a few latency rounds per index page).
+            urgent = [i.url for i in new if i.meta.get("next")]
+            if urgent and not self._stop:
+                self._buffer(await self._state.claim_urls(urgent, time.time()))
 
     def _discover(self, item: Item, body: bytes, final_url: str) -> list[Item]:
         rules = self.rules

@@ -145,6 +145,20 @@ class SqliteState(State):
             "RETURNING id, url, kind, depth, attempts, meta",
             (now, limit),
         ).fetchall()
+        return self._claimed(rows)
+
+    async def claim_urls(self, urls: list[str], now: float) -> list[Item]:
+        if not urls:
+            return []
+        marks = ",".join("?" * len(urls))
+        rows = self._tx(
+            f"UPDATE urls SET state = {IN_FLIGHT} WHERE url IN ({marks}) AND state = {QUEUED} "
+            "AND not_before <= ? RETURNING id, url, kind, depth, attempts, meta",
+            (*urls, now),
+        ).fetchall()
+        return self._claimed(rows)
+
+    def _claimed(self, rows: list[Any]) -> list[Item]:
         if rows:
             self._flush()  # in flight on disk before any request goes out
         rows.sort()

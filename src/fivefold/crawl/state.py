@@ -73,6 +73,11 @@ class State(abc.ABC):
     async def claim(self, limit: int, now: float, *, media_only: bool = False) -> list[Item]:
         """Up to ``limit`` queued URLs whose not-before time has come, now in flight."""
 
+    async def claim_urls(self, urls: list[str], now: float) -> list[Item]:
+        """These queued URLs, now in flight, if the store can claim by URL (an optional fast
+        path for the crawl's critical path: the next index page); ``[]`` leaves them queued."""
+        return []
+
     @abc.abstractmethod
     async def next_due(self) -> float | None:
         """The earliest not-before time in the queue, or ``None`` when the queue is empty."""
