@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +75,8 @@ class Crawler:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._fresh_starts: set[str] = set()
         self._downloading = 0
+        self._finishing: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
         self._stored = 0
         self._state: State | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -159,11 +162,16 @@ class Crawler:
         workers = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
         try:
             await asyncio.gather(*workers)
+            while self._finishing:
+                await asyncio.gather(*self._finishing)
+            if self._failure is not None:
+                raise self._failure
         finally:
             self._stop = True
-            for task in [*workers, *([reporter] if reporter else [])]:
+            tasks = [*workers, *self._finishing, *([reporter] if reporter else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*workers, *([reporter] if reporter else []), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._session.close()
             unstarted = [item for host in self._hosts.values() for item in host.waiting]
             if unstarted and self._state is not None:
@@ -289,21 +297,49 @@ class Crawler:
             self._due_at = not_before
 
     async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             got = await self._next()
             if got is None:
                 return
             item, host = got
+            rest: _Rest | None = None
             try:
-                await self._process(item, host)
+                rest = await self._process(item, host)
             finally:
-                host.active -= 1
-                self._active -= 1
+                host.active -= 1  # the request is over: its host slot is free
+                if rest is None:
+                    self._active -= 1
                 self._notify()
+            if rest is not None:
+                # Parsing, state and renames run in their own task so that this worker sends its
+                # next request now: responses arrive in bursts, and a request that waited for
+                # the whole burst's processing would add that much to every round trip.
+                task = loop.create_task(self._finish_item(rest, item, host))
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+
+    async def _finish_item(self, rest: _Rest, item: Item, host: Host) -> None:
+        try:
+            try:
+                await rest()
+            except FetchError as err:
+                await self._failed_attempt(item, host, err)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a CrawlAbort or a bug: stop the crawl and raise it from run()
+            if self._failure is None:
+                self._failure = exc
+            self._stop = True
+            self._notify_all()
+        finally:
+            self._active -= 1  # counted until here, so the crawl never ends with work pending
+            self._notify()
 
     # ---- one URL ----------------------------------------------------------------------
 
-    async def _process(self, item: Item, host: Host) -> None:
+    async def _process(self, item: Item, host: Host) -> _Rest | None:
+        """The request itself; returns what is left to do with its result, if anything."""
         state, session = self._state, self._session
         assert state is not None and session is not None
         try:
@@ -311,15 +347,16 @@ class Crawler:
                 await self._load_robots(host, item.url)
             if self.rules.robots and not host.allowed(item.url, ROBOTS_AGENT):
                 await self._give_up(item, "disallowed by robots.txt")
-                return
+                return None
             item.attempts += 1
             self.stats.requests += 1
             if item.kind == "page":
-                await self._page(item, host)
-            else:
-                await self._media(item, host)
+                page = await fetch_page(session, item.url)
+                return functools.partial(self._page, item, host, *page)
+            return await self._media(item, host)
         except FetchError as err:
             await self._failed_attempt(item, host, err)
+            return None
 
     async def _load_robots(self, host: Host, url: str) -> None:
         assert self._session is not None
@@ -366,9 +403,9 @@ class Crawler:
             self.store.append(row)
         log.info("failed %s: %s", item.url, reason)
 
-    async def _page(self, item: Item, host: Host) -> None:
-        assert self._state is not None and self._session is not None
-        body, final_url, content_type = await fetch_page(self._session, item.url)
+    async def _page(self, item: Item, host: Host, body: bytes, final_url: str,
+                    content_type: str | None) -> None:
+        assert self._state is not None
         host.succeeded()
         self.stats.pages += 1
         new: list[Item] = []
@@ -415,7 +452,7 @@ class Crawler:
             new.append(Item(url, "media", item.depth + 1, media_meta))
         return new
 
-    async def _media(self, item: Item, host: Host) -> None:
+    async def _media(self, item: Item, host: Host) -> _Rest | None:
         state, session, store, rules = self._state, self._session, self.store, self.rules
         assert state is not None and session is not None
         if rules.max_files is not None and self._stored + self._downloading >= rules.max_files:
@@ -425,11 +462,18 @@ class Crawler:
             self._stop = True
             self.stats.stopped_early = True
             self._notify_all()
-            return
+            return None
         self._downloading += 1
         try:
             result = await download(session, item.url, store.temp_path(), max_bytes=rules.max_bytes,
                                     type_allowed=rules.type_allowed, fsync=self.options.fsync)
+        except BaseException:
+            self._downloading -= 1
+            raise
+        return functools.partial(self._store, item, host, result)
+
+    async def _store(self, item: Item, host: Host, result: Download) -> None:
+        try:
             await self._keep(item, host, result)
         finally:
             self._downloading -= 1
@@ -463,6 +507,9 @@ class Crawler:
             row.status = "duplicate"
         await state.commit(item, row)
         store.append(row)
+
+
+_Rest = Callable[[], Awaitable[None]]
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
