@@ -33,7 +33,21 @@ def demo(out_dir: Path) -> dict[str, str]:
         "grid": str(grid),
     }
     outputs["judge"] = _verdict(videos)
+    outputs.update(_capabilities(out_dir, pipe))
     return outputs
+
+
+def _capabilities(out_dir: Path, pipe: object) -> dict[str, str]:
+    """Part 2's demo (animate, extend, side-by-side GIF), when that module is present."""
+    try:
+        from fivefold.video.capabilities import capabilities_demo
+    except ImportError:
+        return {}
+    try:
+        result: dict[str, str] = capabilities_demo(out_dir / "capabilities", pipe)
+    except Exception as exc:  # part 2 failing must not hide part 1's results
+        return {"capabilities": f"failed: {type(exc).__name__}: {exc}"}
+    return result
 
 
 def _verdict(videos: torch.Tensor) -> str:
