@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fivefold._common.errors import FivefoldError
+from fivefold.mail.fastcompose import SkeletonCache
 from fivefold.mail.message import Message, msgid_domain
 from fivefold.mail.outbox import Finished, MemoryJournal, Outbox
 from fivefold.mail.pipeline import Dropped, PipelinedSession, finish, wire_body
@@ -102,6 +103,7 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
     if keys is not None and len(keys) != len(batch):
         raise FivefoldError(f"send_many: {len(keys)} keys for {len(batch)} messages")
     jobs: list[Job] = []
+    skeletons = SkeletonCache() if dkim is None else None
     for index, message in enumerate(batch):
         try:
             parsed = message.check()
@@ -112,6 +114,10 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
         message_id = message.message_id or make_msgid(domain=msgid_domain(parsed.sender))
 
         def build(mid: str, message: Message = message) -> bytes | StreamedMessage:
+            if skeletons is not None:  # the fast path: a skeleton fill, as merge does
+                data = skeletons.compose(message, mid)
+                if data is not None:
+                    return data
             return prepare(replace(message, message_id=mid), dkim).data
 
         jobs.append(Job(key, sender, recipients, build, message.needs_smtputf8(), message_id))

@@ -33,9 +33,10 @@ _ATEXT_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
 class Skeleton:
     """The prototype message cut into constant byte pieces and named slots."""
 
-    def __init__(self, prototype: Message) -> None:
+    def __init__(self, prototype: Message, *, keep_cc: bool = False) -> None:
         marks = {name: _MARK.format(name) for name in _SLOTS}
-        filled = replace(prototype, to=["slot@slot.invalid"], cc=[], bcc=[], subject=marks["SUBJECT"],
+        cc = list(prototype.cc) if keep_cc else []
+        filled = replace(prototype, to=["slot@slot.invalid"], cc=cc, bcc=[], subject=marks["SUBJECT"],
                          message_id=f"<{marks['MSGID']}@x>",
                          text=marks["TEXT"] if prototype.text is not None or prototype.html is None else None,
                          html=marks["HTML"] if prototype.html is not None else None)
@@ -113,6 +114,43 @@ class Skeleton:
         for index, name in self._slots:
             parts[index] = values[name]
         return b"".join(parts)
+
+
+class SkeletonCache:
+    """Skeletons for pre-composed :class:`Message` objects, one per shape of a batch.
+
+    Messages that share sender, Cc, Reply-To, extra headers and which bodies they have share
+    a skeleton; To (one address), Subject, Date, Message-ID and the bodies are slots.
+    :meth:`compose` answers ``None`` for what it cannot do exactly as the stdlib would
+    (attachments, inline images, several To addresses, a Bcc or To needing SMTPUTF8 when the
+    skeleton does not, a body holding a boundary): the caller then composes with the stdlib.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._skeletons: dict[tuple[object, ...], Skeleton] = {}
+
+    def compose(self, message: Message, message_id: str) -> bytes | None:
+        if message.attachments or message.inline or (message.text is None and message.html is None):
+            return None
+        parsed = message.check()
+        if len(parsed.to) != 1:
+            return None
+        cc = tuple(str(address) for address in parsed.cc)
+        key = (message.sender, cc, tuple(message.reply_to), tuple(message.headers.items()),
+               message.text is not None, message.html is not None)
+        skeleton = self._skeletons.get(key)
+        if skeleton is None:
+            if len(self._skeletons) >= self.limit:
+                return None
+            prototype = replace(message, to=["slot@slot.invalid"], cc=list(cc), bcc=[], subject="s",
+                                message_id=None, date=None)
+            skeleton = Skeleton(prototype, keep_cc=True)
+            self._skeletons[key] = skeleton
+        if message.needs_smtputf8() != skeleton.utf8:
+            return None
+        return skeleton.fill(to=parsed.to[0], subject=message.subject, message_id=message_id,
+                             text=message.text, html=message.html, date=message.date)
 
 
 def _common_start(items: list[bytes]) -> bytes:
