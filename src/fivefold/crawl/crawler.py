@@ -458,10 +458,17 @@ class Crawler:
         if rules.max_files is not None and self._stored + self._downloading >= rules.max_files:
             item.attempts -= 1
             self.stats.requests -= 1
-            await state.retry(item, 0.0, "not started: --max-files reached")
-            self._stop = True
-            self.stats.stopped_early = True
-            self._notify_all()
+            if self._stored >= rules.max_files:
+                await state.retry(item, 0.0, "not started: --max-files reached")
+                self._stop = True
+                self.stats.stopped_early = True
+                self._notify_all()
+                return None
+            # A download in flight may still fail and be retried: stopping now would leave the
+            # crawl short of --max-files, so look again once the downloads have settled.
+            not_before = time.time() + 0.05
+            await state.retry(item, not_before, "waiting: downloads in flight may reach --max-files")
+            self._queue_changed(not_before)
             return None
         self._downloading += 1
         try:
