@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -61,15 +61,48 @@ class ScriptedHandler(MaildirHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
-class RawSink:
+class ThreadedTcpServer:
+    """An asyncio TCP server on 127.0.0.1 in a thread of its own; subclasses define ``_client``."""
+
+    def __init__(self) -> None:
+        self.address = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+            self.address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            ready.set()
+            loop.run_forever()
+            server.close()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+
+class RawSink(ThreadedTcpServer):
     """A minimal SMTP sink that counts DATA bytes without parsing lines (for big transfers)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.messages = 0
         self.data_bytes = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.address = ""
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 sink ready\r\n")
@@ -98,29 +131,6 @@ class RawSink:
                 writer.write(b"250 ok\r\n")
             await writer.drain()
         writer.close()
-
-    def __enter__(self) -> RawSink:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
-            self.address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            ready.set()
-            loop.run_forever()
-            server.close()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
 
 
 @pytest.fixture

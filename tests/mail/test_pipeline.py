@@ -10,7 +10,6 @@ import asyncio
 import base64
 import collections
 import logging
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -21,19 +20,17 @@ from fivefold.mail.pipeline import wire_body
 from fivefold.mail.server import CaptureServer
 from fivefold.mail.templates import MergeTemplate
 
-from .conftest import PASSWORD, USER
+from .conftest import PASSWORD, USER, ThreadedTcpServer
 
 
-class RecordingSink:
+class RecordingSink(ThreadedTcpServer):
     """Answers SMTP line by line (pipelined or not) and records every chunk it reads."""
 
     def __init__(self, *, pipelining: bool) -> None:
+        super().__init__()
         self.pipelining = pipelining
         self.chunks: list[bytes] = []
         self.bodies: list[bytes] = []
-        self.address = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = b""
@@ -71,29 +68,6 @@ class RecordingSink:
                     writer.write(b"250 ok\r\n")
             await writer.drain()
         writer.close()
-
-    def __enter__(self) -> RecordingSink:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
-            self.address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            ready.set()
-            loop.run_forever()
-            server.close()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
 
     def grouped(self) -> int:
         """How many reads carried MAIL, RCPT and DATA together."""
