@@ -1,4 +1,4 @@
-"""Symbolization against the committed test ELFs (tests/oops/elf, rebuilt by build.sh).
+"""Symbolization against the committed test ELFs (rebuilt by tests/oops/elf/build.sh).
 
 Expected lines come from the ``MARK:name`` comments in the C sources, and addresses from the
 ELFs themselves (symbol table + capstone), so a rebuild with another compiler keeps the tests
@@ -23,8 +23,11 @@ from fivefold._common.errors import FivefoldError
 from fivefold.oops.symbolize import DEMO_ELF_DIR, FrameQuery, SourceLocation, Symbolizer, kernel_offset_of
 from fivefold.oops.symbolize_elf import ElfImage, Symbol
 
+# The C sources and the x86_64 pair (vmlinux-x86_64, demo_mod.ko) ship in the package for the
+# demo; the ARM and ARM64 builds serve only the tests and live in tests/oops/elf.
 ELF_DIR = Path(__file__).parent / "elf"
-SRC = ELF_DIR / "src"
+SRC = DEMO_ELF_DIR / "src"
+MODULES = DEMO_ELF_DIR
 DEMO_LOG = DEMO_ELF_DIR / "demo-x86.log"
 ARCHES = ("x86_64", "arm", "thumb", "arm64")
 HAVE_LLVM = shutil.which("llvm-symbolizer") is not None
@@ -73,7 +76,10 @@ def expect(*items: tuple[str, str]) -> list[tuple[str, str, int]]:
 
 
 def vmlinux(arch: str) -> Path:
-    return ELF_DIR / f"vmlinux-{arch}"
+    return (DEMO_ELF_DIR if arch == "x86_64" else ELF_DIR) / f"vmlinux-{arch}"
+
+
+COMMITTED_ELFS = [*(vmlinux(arch) for arch in ARCHES), MODULES / "demo_mod.ko"]
 
 
 def text_of(image: ElfImage, sym: Symbol) -> bytes:
@@ -171,7 +177,7 @@ def test_kaslr_raw_addresses_modules_and_return_addresses(backend: str, images: 
         FrameQuery("demo_mod_ioctl", 0x15, 0x19, "demo-mod", None),  # file names may use -
         FrameQuery("demo_mod_ioctl", 0x15, 0x19, "absent_mod", 0xFFFFFFFFC0300025),
     ]
-    with Symbolizer(vmlinux("x86_64"), ELF_DIR, kernel_offset=kaslr, backend=backend) as sym:
+    with Symbolizer(vmlinux("x86_64"), MODULES, kernel_offset=kaslr, backend=backend) as sym:
         got = [[where(loc) for loc in chain] for chain in sym.symbolize(queries)]
     assert got[0] == expect(("_start", "start_call"))
     # Without the pc-1 rule the return address falls on the next line (the for loop).
@@ -214,7 +220,7 @@ def test_one_process_for_all_addresses(monkeypatch: pytest.MonkeyPatch, images: 
     queries += [FrameQuery("demo_mod_work", 3, 0xB, "demo_mod", None)] * 50
     for backend, processes in (("llvm-symbolizer", 1), ("addr2line", 2)):
         started.clear()
-        with Symbolizer(vmlinux("x86_64"), ELF_DIR, backend=backend) as sym:
+        with Symbolizer(vmlinux("x86_64"), MODULES, backend=backend) as sym:
             first = sym.symbolize(queries)
             second = sym.symbolize(queries[::-1])
         assert len(started) == processes, backend  # one per session (per ELF for addr2line)
@@ -275,7 +281,7 @@ def test_bad_elf_files_raise_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_module_of_another_architecture_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "demo_mod.ko").write_bytes((ELF_DIR / "demo_mod.ko").read_bytes())
+    (tmp_path / "demo_mod.ko").write_bytes((MODULES / "demo_mod.ko").read_bytes())
     with (
         Symbolizer(vmlinux("arm64"), tmp_path) as sym,
         pytest.raises(FivefoldError, match=r"demo_mod.ko: ELF file for x86_64"),
@@ -284,15 +290,13 @@ def test_module_of_another_architecture_is_refused(tmp_path: Path) -> None:
 
 
 def test_committed_elfs_are_small_and_carry_dwarf() -> None:
-    for path in [*ELF_DIR.glob("vmlinux-*"), ELF_DIR / "demo_mod.ko"]:
+    for path in COMMITTED_ELFS:
         assert path.stat().st_size < 100_000, path
         image = ElfImage(path)
         try:
             assert image.has_dwarf()
         finally:
             image.close()
-    shipped = Path(__file__).parents[2] / "src/fivefold/oops/data/elf"
-    assert (shipped / "vmlinux-x86_64").read_bytes() == (ELF_DIR / "vmlinux-x86_64").read_bytes()
 
 
 @pytest.mark.skipif(
@@ -301,7 +305,7 @@ def test_committed_elfs_are_small_and_carry_dwarf() -> None:
 )
 def test_build_script_reproduces_the_committed_elfs(tmp_path: Path) -> None:
     subprocess.run(["sh", str(ELF_DIR / "build.sh"), str(tmp_path)], check=True, capture_output=True)
-    for path in [*ELF_DIR.glob("vmlinux-*"), ELF_DIR / "demo_mod.ko"]:
+    for path in COMMITTED_ELFS:
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
 
 
@@ -352,7 +356,7 @@ def test_module_init_text_is_told_from_text(backend: str) -> None:
         FrameQuery("demo_mod_init", 4, 0xA, "demo_mod", None, is_return_address=False),
         FrameQuery("demo_mod_work", 4, 0xB, "demo_mod", None, is_return_address=False),
     ]
-    with Symbolizer(vmlinux("x86_64"), ELF_DIR, backend=backend) as sym:
+    with Symbolizer(vmlinux("x86_64"), MODULES, backend=backend) as sym:
         got = [[where(loc) for loc in chain] for chain in sym.symbolize(queries)]
     assert got[0] == expect(("demo_mod_init", "mod_init_work"))
     assert got[1][-1] == ("demo_mod_work", *mark("mod_work_check"))
@@ -364,14 +368,14 @@ def test_module_init_text_without_addr2line_uses_pyelftools_layout(tmp_path: Pat
         FrameQuery("demo_mod_init", 4, 0xA, "demo_mod", None, is_return_address=False),
         FrameQuery("demo_mod_work", 4, 0xB, "demo_mod", None, is_return_address=False),
     ]
-    with Symbolizer(vmlinux("x86_64"), ELF_DIR, search_path=str(tmp_path)) as sym:
+    with Symbolizer(vmlinux("x86_64"), MODULES, search_path=str(tmp_path)) as sym:
         assert sym.backend == "pyelftools"
         got = [[where(loc) for loc in chain] for chain in sym.symbolize(queries)]
     assert got[0] == expect(("demo_mod_init", "mod_init_work"))
     assert got[1][-1] == ("demo_mod_work", *mark("mod_work_check"))
 
 
-ELF_BYTES = (ELF_DIR / "vmlinux-x86_64").read_bytes()
+ELF_BYTES = vmlinux("x86_64").read_bytes()
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

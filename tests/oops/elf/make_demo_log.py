@@ -1,10 +1,11 @@
 """Write an x86_64 crash log whose frames, sizes and Code: bytes come from the test ELF.
 
 Usage: make_demo_log.py VMLINUX MODULE.ko > demo-x86.log  (run by build.sh; needs the
-``oops`` extra: pyelftools and capstone). The trace is synthetic (the ELF never runs), but
-every ``func+off/size`` is a real return address (the instruction after a call) or, for the
-RIP, the real ``ud2`` of BUG(), sizes are what kallsyms prints (distance to the next
-symbol), and raw addresses are shifted by the KASLR offset the log declares.
+``oops`` extra: pyelftools and capstone; reads the C sources in ``src/`` beside VMLINUX).
+The trace is synthetic (the ELF never runs), but every ``func+off/size`` is a real return
+address (the instruction after a call) or, for the RIP, the real ``ud2`` of BUG(), sizes are
+what kallsyms prints (distance to the next symbol), and raw addresses are shifted by the
+KASLR offset the log declares.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def main() -> None:
     # second call of demo_mod_ioctl is the one into demo_ioctl.
     ret_mod = calls(mdata, mbase, *mod_ioctl)[1][1]
 
-    src = (Path(__file__).parent / "src" / "b.c").read_text().splitlines()
+    src = (Path(vmlinux).parent / "src" / "b.c").read_text().splitlines()
     bug_line = next(n for n, text in enumerate(src, 1) if "MARK:validate_bug" in text)
     mod_frame = frame("demo_mod_ioctl", mod_ioctl[0], ret_mod, mod_ioctl[1], "demo_mod")
     t = 4242.0
