@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -23,17 +25,24 @@ def cli() -> None:
     """Analyze Linux kernel crash logs: titles, registers, backtraces, symbols."""
 
 
-def _read(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
+@contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """Turn a failure to open or read the log PATH into a one-line error naming it."""
     try:
-        return Path(path).read_bytes()
+        yield
     except FileNotFoundError:
         raise FivefoldError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise FivefoldError(f"{path}: is a directory, expected a log file") from None
     except OSError as exc:
         raise FivefoldError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with _reading(path):
+        return Path(path).read_bytes()
 
 
 @cli.command()
@@ -108,22 +117,14 @@ def _stream(log: str, name: str) -> tuple[list[Crash], int]:
             self.size += len(data)
             return data
 
-    try:
+    with _reading(log):
         handle = sys.stdin.buffer if log == "-" else open(log, "rb")  # noqa: SIM115
-    except FileNotFoundError:
-        raise FivefoldError(f"{log}: no such file") from None
-    except IsADirectoryError:
-        raise FivefoldError(f"{log}: is a directory, expected a log file") from None
-    except OSError as exc:
-        raise FivefoldError(f"{log}: cannot read: {exc.strerror}") from None
-    counting = Counting(handle)
-    try:
-        crashes = list(parse_stream(counting))  # type: ignore[arg-type]
-    except OSError as exc:
-        raise FivefoldError(f"{log}: cannot read: {exc.strerror}") from None
-    finally:
-        if handle is not sys.stdin.buffer:
-            handle.close()
+        counting = Counting(handle)
+        try:
+            crashes = list(parse_stream(counting))  # type: ignore[arg-type]
+        finally:
+            if handle is not sys.stdin.buffer:
+                handle.close()
     for crash in crashes:
         crash.source = name
         decode_code(crash)

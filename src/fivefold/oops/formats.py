@@ -336,30 +336,21 @@ WARNING = Oops(
     kind="WARNING",
 )
 
-_INFO_LOCK = r" \](?:.*\n)+?"
+
+def _lockdep(title: str, then: str, fmt: str = "possible deadlock in {0}") -> Format:
+    """A lockdep report: its header, then the line saying what the task did, then that call site."""
+    return Format(title=title, report=title + r" \](?:.*\n)+?.*" + then + r"(?:.*\n)+?.*at: {{PC}} +{{FUNC}}",
+                  fmt=fmt)
+
+
 INFO = Oops(
     "INFO:",
     (
-        Format(title="INFO: possible circular locking dependency detected",
-               report="INFO: possible circular locking dependency detected" + _INFO_LOCK
-                      + ".*is trying to acquire lock(?:.*\\n)+?.*at: {{PC}} +{{FUNC}}",
-               fmt="possible deadlock in {0}"),
-        Format(title="INFO: possible irq lock inversion dependency detected",
-               report="INFO: possible irq lock inversion dependency detected" + _INFO_LOCK
-                      + ".*just changed the state of lock(?:.*\\n)+?.*at: {{PC}} +{{FUNC}}",
-               fmt="possible deadlock in {0}"),
-        Format(title="INFO: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected",
-               report="INFO: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected" + _INFO_LOCK
-                      + ".*is trying to acquire(?:.*\\n)+?.*at: {{PC}} +{{FUNC}}",
-               fmt="possible deadlock in {0}"),
-        Format(title="INFO: possible recursive locking detected",
-               report="INFO: possible recursive locking detected" + _INFO_LOCK
-                      + ".*is trying to acquire lock(?:.*\\n)+?.*at: {{PC}} +{{FUNC}}",
-               fmt="possible deadlock in {0}"),
-        Format(title="INFO: inconsistent lock state",
-               report="INFO: inconsistent lock state" + _INFO_LOCK
-                      + ".*takes(?:.*\\n)+?.*at: {{PC}} +{{FUNC}}",
-               fmt="inconsistent lock state in {0}"),
+        _lockdep("INFO: possible circular locking dependency detected", "is trying to acquire lock"),
+        _lockdep("INFO: possible irq lock inversion dependency detected", "just changed the state of lock"),
+        _lockdep("INFO: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", "is trying to acquire"),
+        _lockdep("INFO: possible recursive locking detected", "is trying to acquire lock"),
+        _lockdep("INFO: inconsistent lock state", "takes", fmt="inconsistent lock state in {0}"),
         Format(
             title="INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall",
             fmt="INFO: rcu detected stall in {0}",
