@@ -38,14 +38,15 @@ def erf(x: Any) -> Any:
     return out.astype(x.dtype, copy=False) if hasattr(x, "dtype") else out
 
 
-def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sums a broadcast gradient back down to ``shape`` (NumPy arrays)."""
+def sum_to(g: Any, shape: tuple[int, ...], ops: Any) -> Any:
+    """Sums a broadcast gradient back down to ``shape``: over the leading dimensions broadcasting
+    added, then over those that were 1 (arrays with ``NP``; recorded tensors with ``TENSOR``)."""
     lead = g.ndim - len(shape)
     if lead:
-        g = g.sum(axis=tuple(range(lead)))
+        g = ops.sum(g, tuple(range(lead)))
     ones = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
     if ones:
-        g = g.sum(axis=ones, keepdims=True)
+        g = ops.sum(g, ones, True)
     return g
 
 
@@ -73,7 +74,7 @@ class _NP:
     @staticmethod
     def fix(g: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         if g.shape != shape:
-            g = sum_to(g, shape)
+            g = sum_to(g, shape, _NP)
         if g.dtype is not dtype:
             g = g.astype(dtype)
         return g
@@ -164,11 +165,10 @@ class _TENSOR:
 
     @staticmethod
     def fix(g: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-        from fivefold.grad.functions import reduce
         from fivefold.grad.functions import shape as S
 
         if g._data.shape != shape:
-            g = reduce.sum_to_shape(g, shape)
+            g = sum_to(g, shape, _TENSOR)
         if g._data.dtype is not dtype:
             g = S.cast(g, dtype)
         return g

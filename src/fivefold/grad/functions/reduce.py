@@ -77,17 +77,6 @@ def sum(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None,
     return _wrap(out, None)
 
 
-def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Differentiable reduction of a broadcast gradient to ``shape`` (for create_graph)."""
-    lead = g.ndim - len(shape)
-    if lead:
-        g = sum(g, tuple(range(lead)))
-    ones = tuple(i for i, s in enumerate(shape) if s == 1 and g._data.shape[i] != 1)
-    if ones:
-        g = sum(g, ones, keepdim=True)
-    return g
-
-
 class MeanBackward0(Node):
     __slots__ = ("axes", "count", "keepdim", "shape")
     axes: Any
