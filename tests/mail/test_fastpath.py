@@ -10,11 +10,15 @@ from dataclasses import replace
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from fivefold._common.errors import UsageError
 from fivefold.mail import Attachment, Message
 from fivefold.mail.addresses import HeaderInjectionError
 from fivefold.mail.bulk import jobs_from_messages
 from fivefold.mail.fastcompose import SkeletonCache
+from fivefold.mail.templates import MergeTemplate
 
 DATE = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
 SENDER = "Zoë Ünïcode <zoe@example.org>"
@@ -107,3 +111,31 @@ def test_send_many_jobs_use_the_fast_path_and_refuse_injection() -> None:
         replace(SUPPORTED[1], date=DATE, message_id="<j@example.org>").compose().as_bytes()))
     with pytest.raises(HeaderInjectionError):
         SkeletonCache().compose(replace(SUPPORTED[0], subject="Hi\r\nBcc: x@evil.example"), "<m@x>")
+
+
+TEXT_TEMPLATE = "Dear {{ name }},\n\nyour number is {{ n }}.\n"
+HTML_TEMPLATE = "<p>Dear <b>{{ name }}</b> &amp; {{n}}</p>\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.text(max_size=30), n=st.text(alphabet="<>&\"'0123456789 ", max_size=10))
+def test_template_fill_renders_as_jinja(name: str, n: str) -> None:
+    import jinja2
+
+    template = MergeTemplate(subject="Hi {{ name }}", text=TEXT_TEMPLATE, html=HTML_TEMPLATE)
+    assert set(template._fills) == {"subject", "text", "html"}  # all three take the fast fill
+    row = {"name": name, "n": n}
+    plain = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    html = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True, keep_trailing_newline=True)
+    assert template.render_bodies(row) == (plain.from_string(TEXT_TEMPLATE).render(row),
+                                           html.from_string(HTML_TEMPLATE).render(row))
+
+
+def test_templates_beyond_plain_names_render_through_jinja() -> None:
+    template = MergeTemplate(subject="{{ name | upper }}", text="{% if n %}{{ n }}{% endif %}",
+                             html="<i>{{ name }}</i>")
+    assert set(template._fills) == {"html"}
+    assert template.render_subject({"name": "ann"}) == "ANN"
+    assert template.render_bodies({"name": "<a>", "n": "7"}) == ("7", "<i>&lt;a&gt;</i>")
+    with pytest.raises(UsageError, match="'n' is undefined"):  # a row without the column: Jinja's error
+        MergeTemplate(subject="s", text="{{ n }}").render_bodies({"name": "x"})

@@ -7,6 +7,7 @@ byte goes on the wire.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from email.headerregistry import Address
@@ -46,14 +47,21 @@ _SIMPLE = re.compile(r"^(?:([A-Za-z0-9 ._-]*?) ?<)?([A-Za-z0-9._%+-]+)"
 
 def parse_address(value: str, *, field: str = "address") -> Address:
     """``'Name <user@example.org>'`` or ``'user@example.org'`` as a validated ``Address``."""
+    return _parse_address(value, field)
+
+
+# ``Address`` is immutable, so one parse can serve every message of a batch that repeats the
+# sender or a Cc. Only successes are cached: an error is raised afresh, naming its field.
+@functools.lru_cache(maxsize=512)
+def _parse_address(value: str, field: str) -> Address:
     check_header_value(field, value)
     simple = _SIMPLE.match(value)
-    if simple is not None and (simple.group(1) is None) == (not value.endswith(">")) \
-            and ".." not in simple.group(2) and not simple.group(2).startswith(".") \
-            and not simple.group(2).endswith("."):
-        # The common case (plain ASCII, dot-atom local part) without the full RFC 5322 parser.
-        return Address(display_name=(simple.group(1) or "").strip(), username=simple.group(2),
-                       domain=simple.group(3))
+    if simple is not None:
+        name, local, domain = simple.groups()
+        if (name is None) == (value[-1] != ">") and ".." not in local and local[0] != "." \
+                and local[-1] != ".":
+            # The common case (plain ASCII, dot-atom local part) without the full RFC 5322 parser.
+            return Address(display_name=(name or "").strip(), username=local, domain=domain)
     text = value.strip()
     if not text:
         raise AddressError(f"{field}: empty address")
@@ -102,6 +110,9 @@ def parse_list(values: Iterable[str], *, field: str) -> list[Address]:
 
 def _split_commas(value: str) -> list[str]:
     """Splits on commas outside quotes and angle brackets (``"Doe, J" <j@x>, k@y``)."""
+    if "," not in value:  # the common case, without the character loop
+        value = value.strip()
+        return [value] if value else []
     parts: list[str] = []
     current: list[str] = []
     quoted = False
@@ -134,8 +145,9 @@ def dedupe(*groups: list[Address]) -> list[list[Address]]:
     for group in groups:
         kept: list[Address] = []
         for address in group:
-            if key(address) not in seen:
-                seen.add(key(address))
+            k = key(address)
+            if k not in seen:
+                seen.add(k)
                 kept.append(address)
         out.append(kept)
     return out

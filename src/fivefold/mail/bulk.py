@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fivefold._common.errors import FivefoldError
 from fivefold.mail.fastcompose import SkeletonCache
-from fivefold.mail.message import Message, msgid_domain
+from fivefold.mail.message import Message, ParsedAddresses, msgid_domain
 from fivefold.mail.outbox import Finished, MemoryJournal, Outbox
 from fivefold.mail.pipeline import Dropped, PipelinedSession, finish, wire_body
 from fivefold.mail.sending import SendResult, as_secret, backoff_delay, prepare, run_sync
@@ -92,35 +92,49 @@ class BulkReport:
 def message_key(index: int, message: Message) -> str:
     """A key that is stable across runs of the same batch (position + envelope + subject)."""
     sender, recipients = message.envelope()
-    digest = hashlib.sha1("\0".join([sender, *recipients, message.subject]).encode(), usedforsecurity=False)
+    return _key(index, sender, recipients, message.subject)
+
+
+def _key(index: int, sender: str, recipients: list[str], subject: str) -> str:
+    digest = hashlib.sha1("\0".join([sender, *recipients, subject]).encode(), usedforsecurity=False)
     return f"{index}:{digest.hexdigest()[:16]}"
 
 
 def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = None,
                        dkim: DkimSigner | None = None) -> list[Job]:
-    """Validates every message first (nothing is sent when one is bad), then makes jobs."""
+    """Validates every message first (nothing is sent when one is bad), then makes jobs.
+
+    Each message is parsed and checked once, here; its job keeps the results (envelope,
+    SMTPUTF8) for the send, so a batch costs one parse per address.
+    """
     batch = list(messages)
     if keys is not None and len(keys) != len(batch):
         raise FivefoldError(f"send_many: {len(keys)} keys for {len(batch)} messages")
     jobs: list[Job] = []
     skeletons = SkeletonCache() if dkim is None else None
+    # Message-IDs as merge makes them: one make_msgid() per batch, numbered per message.
+    batch_id = make_msgid(domain="x").strip("<>").partition("@")[0]  # no getfqdn() lookup
     for index, message in enumerate(batch):
         try:
             parsed = message.check()
         except FivefoldError as exc:
             raise type(exc)(f"message {index + 1}: {exc}") from None
-        sender, recipients = message.envelope()
-        key = keys[index] if keys is not None else message_key(index, message)
-        message_id = message.message_id or make_msgid(domain=msgid_domain(parsed.sender))
+        sender = parsed.sender.addr_spec
+        recipients = [address.addr_spec for address in parsed.recipients]
+        utf8 = not (sender.isascii() and all(map(str.isascii, recipients))
+                    and all(address.addr_spec.isascii() for address in parsed.reply_to))
+        key = keys[index] if keys is not None else _key(index, sender, recipients, message.subject)
+        message_id = message.message_id or f"<{batch_id}.{index}@{msgid_domain(parsed.sender)}>"
 
-        def build(mid: str, message: Message = message) -> bytes | StreamedMessage:
+        def build(mid: str, message: Message = message, parsed: ParsedAddresses = parsed,
+                  utf8: bool = utf8) -> bytes | StreamedMessage:
             if skeletons is not None:  # the fast path: a skeleton fill, as merge does
-                data = skeletons.compose(message, mid)
+                data = skeletons.compose(message, mid, parsed=parsed, utf8=utf8)
                 if data is not None:
                     return data
             return prepare(replace(message, message_id=mid), dkim).data
 
-        jobs.append(Job(key, sender, recipients, build, message.needs_smtputf8(), message_id))
+        jobs.append(Job(key, sender, recipients, build, utf8, message_id))
     return jobs
 
 

@@ -196,7 +196,7 @@ def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: i
     if not sender:
         raise UsageError("--from is required (or set [mail] from in fivefold.toml)")
     batch = plan(template_dir, csv_file, sender=sender)  # validates everything before sending
-    signer = _signer(settings, batch.message(batch.rows[0]))
+    signer = _signer(settings, batch.message(0))
     if dry_run is not None:
         paths = run_merge(batch.template, batch.rows, sender=sender, dry_run=dry_run, dkim=signer)
         assert isinstance(paths, list)

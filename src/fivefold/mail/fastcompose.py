@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from fivefold.mail.addresses import check_header_value
-from fivefold.mail.message import Message
+from fivefold.mail.message import Message, ParsedAddresses
 
 _SLOTS = ("TO", "SUBJECT", "DATE", "MSGID", "TEXTCTE", "TEXT", "HTMLCTE", "HTML")
 _MARK = "ZZfivefoldslot{}ZZ"
@@ -130,10 +130,14 @@ class SkeletonCache:
         self.limit = limit
         self._skeletons: dict[tuple[object, ...], Skeleton] = {}
 
-    def compose(self, message: Message, message_id: str) -> bytes | None:
+    def compose(self, message: Message, message_id: str, *, parsed: ParsedAddresses | None = None,
+                utf8: bool | None = None) -> bytes | None:
+        """The message's bytes, or ``None``. ``parsed`` and ``utf8`` are ``message.check()``
+        and ``message.needs_smtputf8()`` when the caller has them already."""
         if message.attachments or message.inline or (message.text is None and message.html is None):
             return None
-        parsed = message.check()
+        if parsed is None:
+            parsed = message.check()
         if len(parsed.to) != 1:
             return None
         cc = tuple(str(address) for address in parsed.cc)
@@ -147,7 +151,7 @@ class SkeletonCache:
                                 message_id=None, date=None)
             skeleton = Skeleton(prototype, keep_cc=True)
             self._skeletons[key] = skeleton
-        if message.needs_smtputf8() != skeleton.utf8:
+        if (message.needs_smtputf8() if utf8 is None else utf8) != skeleton.utf8:
             return None
         return skeleton.fill(to=parsed.to[0], subject=message.subject, message_id=message_id,
                              text=message.text, html=message.html, date=message.date)

@@ -21,7 +21,7 @@ from fivefold.mail.bulk import BulkReport, Job, send_jobs
 from fivefold.mail.fastcompose import Skeleton
 from fivefold.mail.message import Message, msgid_domain
 from fivefold.mail.sending import prepare, run_sync
-from fivefold.mail.templates import MergeTemplate, email_column, read_rows
+from fivefold.mail.templates import MergeTemplate, email_column, read_rows, row_address
 from fivefold.mail.transport import ConnectOptions, Endpoint
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class MergePlan:
     rows: list[dict[str, str]]
     sender: str
     name_column: str | None = "name"
+    source: str = "rows"
 
     def __post_init__(self) -> None:
         parse_address(self.sender, field="--from")
@@ -45,10 +46,14 @@ class MergePlan:
             raise UsageError(f"{self.template.source}: inline images need an html.j2")
         column = email_column(list(self.rows[0])) if self.rows else None
         self.email_column = column or "email"
-        # Columns were checked against the template; subjects are rendered now because a value
-        # could still smuggle a line break into the header. They are kept for sending.
+        # Every address is parsed once, here, and kept for sending. Columns were checked
+        # against the template; subjects are rendered now because a value could still
+        # smuggle a line break into the header. They are kept for sending too.
+        self.addresses: list[Address] = []
         self.subjects: list[str] = []
-        for number, row in enumerate(self.rows, 2):
+        for number, row in enumerate(self.rows, 2):  # line 1 is the header
+            self.addresses.append(row_address(row, self.email_column, self.name_column,
+                                              where=f"{self.source} line {number}"))
             subject = self.template.render_subject(row)
             try:
                 check_header_value("Subject", subject)
@@ -56,41 +61,34 @@ class MergePlan:
                 raise UsageError(f"row {number}: {exc}") from None
             self.subjects.append(subject)
 
-    def recipient(self, row: dict[str, str]) -> Address:
-        address = parse_address(row[self.email_column], field="email")
-        name = row.get(self.name_column or "", "").strip() if self.name_column else ""
-        if name and not address.display_name:
-            check_header_value("name", name)
-            address = Address(display_name=name, username=address.username, domain=address.domain)
-        return address
-
-    def message(self, row: dict[str, str]) -> Message:
-        """The row as a full ``Message`` (the slow path, and what dry runs write)."""
-        subject, text, html = self.template.render(row)
-        return Message(sender=self.sender, to=[str(self.recipient(row))], subject=subject, text=text,
+    def message(self, index: int) -> Message:
+        """Row ``index`` as a full ``Message`` (the slow path, and what dry runs write)."""
+        subject, text, html = self.template.render(self.rows[index])
+        return Message(sender=self.sender, to=[str(self.addresses[index])], subject=subject, text=text,
                        html=html, attachments=list(self.template.attachments),
                        inline=list(self.template.inline))
 
     def jobs(self, *, dkim: DkimSigner | None = None) -> list[Job]:
         sender = parse_address(self.sender, field="--from")
-        domain = msgid_domain(sender)
         skeleton = Skeleton(Message(sender=self.sender, to=["x@x.invalid"], subject="s",
                                     text=self.template.text, html=self.template.html,
                                     attachments=list(self.template.attachments),
                                     inline=list(self.template.inline)))
         jobs: list[Job] = []
         sender_spec, sender_utf8 = sender.addr_spec, needs_smtputf8(sender)
-        for index, row in enumerate(self.rows):
-            address = self.recipient(row)
+        # Message-IDs: one unique make_msgid() for the batch, numbered per message (unique
+        # as long as the batch's is, at a fraction of the cost of one make_msgid each).
+        batch_id, _, domain = make_msgid(domain=msgid_domain(sender)).strip("<>").partition("@")
+        for index, address in enumerate(self.addresses):
             spec = address.addr_spec  # a computed property: once per row
             digest = hashlib.sha1(spec.encode(), usedforsecurity=False).hexdigest()[:16]
             utf8 = not spec.isascii()
             jobs.append(Job(key=f"{index}:{digest}", sender=sender_spec, recipients=[spec],
-                            build=self._builder(skeleton, index, address, utf8, dkim),
-                            smtputf8=utf8 or sender_utf8, message_id=make_msgid(domain=domain)))
+                            build=self._builder(skeleton, index, utf8, dkim),
+                            smtputf8=utf8 or sender_utf8, message_id=f"<{batch_id}.{index}@{domain}>"))
         return jobs
 
-    def _builder(self, skeleton: Skeleton, index: int, address: Address, utf8: bool,
+    def _builder(self, skeleton: Skeleton, index: int, utf8: bool,
                  dkim: DkimSigner | None) -> Callable[[str], bytes]:
         row = self.rows[index]
 
@@ -99,9 +97,10 @@ class MergePlan:
             text, html = self.template.render_bodies(row)
             data = None
             if not (utf8 and not skeleton.utf8):
-                data = skeleton.fill(to=address, subject=subject, message_id=message_id, text=text, html=html)
+                data = skeleton.fill(to=self.addresses[index], subject=subject, message_id=message_id,
+                                     text=text, html=html)
             if data is None:  # this row needs what the skeleton cannot do: compose it fully
-                message = self.message(row)
+                message = self.message(index)
                 message.message_id = message_id
                 return prepare(message, dkim, stream=False).payload
             return dkim.sign(data) if dkim is not None else data
@@ -117,7 +116,7 @@ def plan(template: Path | MergeTemplate, rows: Path | list[dict[str, str]], *, s
         from fivefold.mail.templates import check_rows
 
         data = check_rows([dict(r) for r in rows], list(rows[0]) if rows else [], tmpl)
-    return MergePlan(tmpl, data, sender)
+    return MergePlan(tmpl, data, sender, source=str(rows) if isinstance(rows, Path) else "rows")
 
 
 def merge(
@@ -143,8 +142,8 @@ def merge(
     if dry_run is not None:
         from fivefold.mail.dryrun import write_eml
 
-        return [write_eml(batch.message(row), dry_run, index=i, dkim=dkim)
-                for i, row in enumerate(batch.rows, 1)]
+        return [write_eml(batch.message(i), dry_run, index=i + 1, dkim=dkim)
+                for i in range(len(batch.rows))]
     endpoint = Endpoint.parse(server, security)
     options = options or ConnectOptions()
     options.check(endpoint)

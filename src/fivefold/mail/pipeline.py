@@ -51,6 +51,11 @@ class _ReplyReader(asyncio.Protocol):
         self.error: BaseException | None = None
         self.paused = False
         self.drained: asyncio.Future[None] | None = None
+        # One watchdog timer per connection instead of a timer armed and cancelled for every
+        # read (that pair cost more than parsing the replies): it fires at the deadline of the
+        # read in progress, or finds none and lapses until the next read arms it again.
+        self.deadline = 0.0
+        self.watchdog: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -65,28 +70,29 @@ class _ReplyReader(asyncio.Protocol):
                 return
         if end < 0:
             return
+        append = self.replies.append
         for line in data[:end].split(b"\n"):
-            if line.endswith(b"\r"):
-                line = line[:-1]
             code = line[:3]
-            if len(code) < 3 or not code.isdigit():
+            if not code.isdigit() or len(code) < 3:
                 self._fail(ConnectionError(f"malformed reply {line[:40]!r}"))
                 return
-            if line[3:4] == b"-":  # "250-text": the reply goes on
-                self.lines.append(line[4:])
-                continue
-            if self.lines:  # "250 text" or a bare "250" ends it
-                self.lines.append(line[4:])
-                text = b"\n".join(self.lines).decode("utf-8", "replace")
+            more = line[3:4] == b"-"  # "250-text": the reply goes on
+            text = line[4:-1] if line.endswith(b"\r") else line[4:]
+            if more:
+                self.lines.append(text)
+            elif self.lines:  # "250 text" or a bare "250" ends it
+                self.lines.append(text)
+                append((int(code), b"\n".join(self.lines).decode("utf-8", "replace")))
                 self.lines = []
             else:
-                text = line[4:].decode("utf-8", "replace")
-            self.replies.append((int(code), text))
-        if self.waiter is not None and len(self.replies) >= self.want and not self.waiter.done():
-            self.waiter.set_result(None)
+                append((int(code), text.decode("utf-8", "replace")))
+        waiter = self.waiter
+        if waiter is not None and len(self.replies) >= self.want and not waiter.done():
+            waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.error = self.error or exc or ConnectionResetError("connection closed by the server")
+        self.stop_watching()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -120,14 +126,31 @@ class _ReplyReader(asyncio.Protocol):
                 raise self.error
             self.want = count
             self.waiter = waiter = self.loop.create_future()
-            timer = self.loop.call_later(timeout, _expire, waiter)
+            self.deadline = self.loop.time() + timeout
+            if self.watchdog is None or self.deadline < self.watchdog.when():
+                self.stop_watching()  # a shorter timeout than the armed one (QUIT's)
+                self.watchdog = self.loop.call_at(self.deadline, self._watch)
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self.waiter = None
         pop = self.replies.popleft
         return [pop() for _ in range(count)]
+
+    def _watch(self) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            self.watchdog = None  # no read in progress: the next one arms it again
+        elif self.loop.time() >= self.deadline:
+            self.watchdog = None
+            waiter.set_exception(TimeoutError())
+        else:  # a later read moved the deadline on
+            self.watchdog = self.loop.call_at(self.deadline, self._watch)
+
+    def stop_watching(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
     async def drain(self, timeout: float) -> None:
         if not self.paused:

@@ -10,12 +10,14 @@ must have every column the templates use, checked before the first message goes 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fivefold._common.errors import UsageError
-from fivefold.mail.addresses import AddressError, parse_address
+from fivefold.mail.addresses import AddressError, check_header_value, parse_address
 from fivefold.mail.message import Attachment
 
 if TYPE_CHECKING:
@@ -57,9 +59,17 @@ class MergeTemplate:
         # Template.render() merges the globals (a ChainMap, iterated in Python) into every
         # row's context; merging them once here saves about a fifth of a render.
         self._globals = {name: dict(template.globals) for name, template in self._compiled.items()}
+        self._fills = {name: fill for name, ast in self._asts.items()
+                       if (fill := _Fill.of(ast, autoescape=name == "html")) is not None}
 
     def _render(self, name: str, row: dict[str, str]) -> str:
         """``Template.render(row)`` with the globals merged once (same output and errors)."""
+        fill = self._fills.get(name)
+        if fill is not None:
+            try:
+                return fill.render(row)
+            except KeyError:  # a variable missing from the row: Jinja says which, below
+                pass
         template = self._compiled[name]
         context = dict(self._globals[name])
         context.update(row)
@@ -133,6 +143,55 @@ class MergeTemplate:
         return subject, text, html
 
 
+class _Fill:
+    """A template that is only text and ``{{ name }}`` outputs, rendered as a join.
+
+    Most merge templates are just that; Jinja's render then costs a new context, a
+    generator and a name lookup per variable, several times the substitution itself. The
+    output is the one Jinja's compiled code yields for such a template: ``str(value)``,
+    or ``markupsafe.escape(value)`` when autoescaping (the HTML template).
+    """
+
+    def __init__(self, pieces: list[str], slots: list[tuple[int, str]], autoescape: bool) -> None:
+        self.pieces = pieces
+        self.slots = slots
+        if autoescape:
+            from markupsafe import escape
+
+            self.convert: Callable[[Any], str] = escape
+        else:
+            self.convert = str
+
+    @classmethod
+    def of(cls, ast: Any, *, autoescape: bool) -> _Fill | None:
+        """The fill for a parsed template, or ``None`` when it uses anything else (filters,
+        tags, expressions, attribute lookups): Jinja renders those."""
+        from jinja2 import nodes
+
+        pieces: list[str] = []
+        slots: list[tuple[int, str]] = []
+        for statement in ast.body:
+            if not isinstance(statement, nodes.Output):
+                return None
+            for node in statement.nodes:
+                if type(node) is nodes.TemplateData:
+                    pieces.append(node.data)
+                elif type(node) is nodes.Name and node.ctx == "load":
+                    slots.append((len(pieces), node.name))
+                    pieces.append("")
+                else:
+                    return None
+        return cls(pieces, slots, autoescape)
+
+    def render(self, row: dict[str, Any]) -> str:
+        """Raises ``KeyError`` for a name the row lacks (a global or an error: Jinja's call)."""
+        out = self.pieces.copy()
+        convert = self.convert
+        for index, name in self.slots:
+            out[index] = convert(row[name])
+        return "".join(out)
+
+
 def read_rows(path: Path, template: MergeTemplate) -> list[dict[str, str]]:
     """All rows of the CSV, checked: the email column, every template variable, every address."""
     try:
@@ -161,10 +220,19 @@ def check_rows(rows: list[dict[str, str]], columns: list[str], template: MergeTe
         raise UsageError(f"{source}: the template uses column(s) missing from the CSV: {', '.join(missing)}")
     if not rows:
         raise UsageError(f"{source}: no rows")
-    for number, row in enumerate(rows, 2):  # line 1 is the header
-        try:
-            parse_address(row.get(column, ""), field=f"{source} line {number}")
-        except AddressError as exc:
-            raise UsageError(str(exc)) from None
-        row.setdefault("email", row[column])
+    for row in rows:
+        row.setdefault("email", row.get(column, ""))
     return rows
+
+
+def row_address(row: dict[str, str], column: str, name_column: str | None, *, where: str) -> Address:
+    """The row's recipient, with the name column as display name unless the address has one."""
+    try:
+        address = parse_address(row.get(column, ""), field=where)
+    except AddressError as exc:
+        raise UsageError(str(exc)) from None
+    name = row.get(name_column, "").strip() if name_column else ""
+    if name and not address.display_name:
+        check_header_value("name", name)
+        address = Address(display_name=name, username=address.username, domain=address.domain)
+    return address
