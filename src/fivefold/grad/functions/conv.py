@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from fivefold.grad.functions.elementwise import _saved
+from fivefold.grad.functions.common import _saved, record
 from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _wrap
@@ -315,8 +315,6 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     xp = np.pad(xd, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else xd
     win = _windows(xp, kh, kw, (sh, sw), (1, 1))
     out = np.ascontiguousarray(win.mean(axis=(-1, -2)).astype(xd.dtype))
-    if STATE.enabled and x._rg:
-        node = AvgPool2DBackward0((edge(x),))
-        node.kernel, node.stride, node.padding, node.xshape = (kh, kw), (sh, sw), (ph, pw), xd.shape
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(
+        out, x, AvgPool2DBackward0, kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw), xshape=xd.shape
+    )

@@ -14,67 +14,18 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
+from fivefold.grad.functions.common import (
+    _arrays,
+    _meta,
+    _operand,
+    _saved,
+    _scalar_fix,
+    broadcasting,
+    record,
+)
 from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _wrap
-
-
-def broadcast_error(a: Any, b: Any) -> RuntimeError:
-    """torch's wording for two shapes that do not broadcast."""
-    sa, sb = a.shape, b.shape
-    n = max(len(sa), len(sb))
-    pa = (1,) * (n - len(sa)) + tuple(sa)
-    pb = (1,) * (n - len(sb)) + tuple(sb)
-    for i in range(n - 1, -1, -1):
-        if pa[i] != pb[i] and pa[i] != 1 and pb[i] != 1:
-            return RuntimeError(
-                f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) "
-                f"at non-singleton dimension {i}"
-            )
-    return RuntimeError(f"shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast")
-
-
-def _saved(t: Tensor) -> tuple[list[int], int, Any, Any]:
-    return (t._vc, t._vc[0], t._data, t)
-
-
-def _operand(b: Any, like: Any) -> Any:
-    """Turns the right operand into a Tensor, or a Python scalar kept as a weak scalar."""
-    if isinstance(b, Tensor):
-        return b
-    if isinstance(b, np.generic):  # before float: np.float64 subclasses float but is not weak
-        return b.item()
-    if isinstance(b, (bool, int, float)):
-        return b
-    arr = np.asarray(b)
-    if arr.dtype.kind == "f" and not isinstance(b, np.ndarray):
-        arr = arr.astype(D.default_float())
-    return _wrap(arr, None)
-
-
-def _arrays(a: Tensor, b: Any) -> tuple[Any, Any]:
-    """The operand arrays, cast to torch's common dtype."""
-    ad, bd = a._data, b._data
-    if ad.dtype is not bd.dtype:
-        rt = D.result_type(ad, bd)
-        if ad.dtype != rt:
-            ad = ad.astype(rt)
-        if bd.dtype != rt:
-            bd = bd.astype(rt)
-    return ad, bd
-
-
-def _scalar_fix(out: Any, ad: Any, s: Any) -> Any:
-    if (out.dtype.kind != "f" or ad.dtype.kind == "f") and (
-        out.dtype is ad.dtype or not isinstance(s, (bool, int))
-    ):
-        return out
-    want = D.scalar_result_type(ad, s)
-    return out if out.dtype == want else out.astype(want)
-
-
-def _meta(t: Tensor) -> tuple[tuple[int, ...], Any]:
-    return (t._data.shape, t._data.dtype)
 
 
 # ---------------------------------------------------------------------------- add / sub
@@ -103,10 +54,7 @@ def _addsub(a: Tensor, b: Any, alpha: Any, cls: type[AddBackward0]) -> Tensor:
     b = _operand(b, a)
     if isinstance(b, Tensor):
         ad, bd = _arrays(a, b)
-        try:
-            out = ad + bd if alpha == 1 else ad + bd * alpha
-        except ValueError:
-            raise broadcast_error(ad, bd) from None
+        out = broadcasting(np.add, ad, bd if alpha == 1 else bd * alpha)
         if STATE.enabled and (a._rg or b._rg):
             node = cls((edge(a), edge(b)))
             node.alpha = alpha
@@ -117,7 +65,7 @@ def _addsub(a: Tensor, b: Any, alpha: Any, cls: type[AddBackward0]) -> Tensor:
     ad = a._data
     out = _scalar_fix(ad + b * alpha, ad, b)
     if STATE.enabled and a._rg:
-        node = cls((edge(a), (None, 0)))
+        node = cls((edge(a), (None, 0)))  # torch lists the scalar operand as a missing edge
         node.alpha = alpha
         node.sa = _meta(a)
         return _wrap(out, node)
@@ -146,10 +94,7 @@ def rsub(a: Tensor, b: Any) -> Tensor:
     if isinstance(b, Tensor | np.ndarray):
         return sub(_operand(b, a), a)
     ad = a._data
-    out = _scalar_fix(b - ad, ad, b)
-    if STATE.enabled and a._rg:
-        return _wrap(out, RsubBackward1((edge(a),)))
-    return _wrap(out, None)
+    return record(_scalar_fix(b - ad, ad, b), a, RsubBackward1)
 
 
 # ---------------------------------------------------------------------------- mul / div
@@ -177,10 +122,7 @@ def mul(a: Tensor, b: Any) -> Tensor:
         ad, bd = a._data, b._data
         if ad.dtype is not bd.dtype:
             ad, bd = _arrays(a, b)
-        try:
-            out = ad * bd
-        except ValueError:
-            raise broadcast_error(ad, bd) from None
+        out = broadcasting(np.multiply, ad, bd)
         if STATE.enabled and (a._rg or b._rg):
             node = MulBackward0((edge(a), edge(b)))
             node.a = a
@@ -242,10 +184,7 @@ def div(a: Tensor, b: Any, *, rounding_mode: str | None = None) -> Tensor:
     b = _operand(b, a)
     if isinstance(b, Tensor):
         ad, bd = _arrays(a, b)
-        try:
-            out = _true_div_dtype(np.true_divide(ad, bd), ad, bd)
-        except ValueError:
-            raise broadcast_error(ad, bd) from None
+        out = _true_div_dtype(broadcasting(np.true_divide, ad, bd), ad, bd)
         if STATE.enabled and (a._rg or b._rg):
             node = DivBackward0((edge(a), edge(b)))
             node.a, node.b = a, b
@@ -272,15 +211,12 @@ def rdiv(a: Tensor, b: Any) -> Tensor:
     return mul(reciprocal(a), b)
 
 
-def _nograd_binary(a: Tensor, b: Any, fn: Callable[[Any, Any], Any]) -> Tensor:
+def _nograd_binary(a: Tensor, b: Any, fn: Callable[[Any, Any], Any], fix_scalar: bool = True) -> Tensor:
     b = _operand(b, a)
     if isinstance(b, Tensor):
-        ad, bd = _arrays(a, b)
-        try:
-            return _wrap(fn(ad, bd), None)
-        except ValueError:
-            raise broadcast_error(ad, bd) from None
-    return _wrap(_scalar_fix(fn(a._data, b), a._data, b), None)
+        return _wrap(broadcasting(fn, *_arrays(a, b)), None)
+    out = fn(a._data, b)
+    return _wrap(_scalar_fix(out, a._data, b) if fix_scalar else out, None)
 
 
 def floor_divide(a: Tensor, b: Any) -> Tensor:
@@ -293,14 +229,7 @@ def remainder(a: Tensor, b: Any) -> Tensor:
 
 def compare(a: Tensor, b: Any, fn: Callable[[Any, Any], Any]) -> Tensor:
     """Comparisons and logical ops: results never require grad."""
-    b = _operand(b, a)
-    if isinstance(b, Tensor):
-        ad, bd = _arrays(a, b)
-        try:
-            return _wrap(fn(ad, bd), None)
-        except ValueError:
-            raise broadcast_error(ad, bd) from None
-    return _wrap(fn(a._data, b), None)
+    return _nograd_binary(a, b, fn, fix_scalar=False)
 
 
 # ---------------------------------------------------------------------------- pow
@@ -370,10 +299,7 @@ def pow(a: Tensor, b: Any) -> Tensor:
     b = _operand(b, a)
     if isinstance(b, Tensor):
         ad, bd = _arrays(a, b)
-        try:
-            out = np.power(ad, bd)
-        except ValueError:
-            raise broadcast_error(ad, bd) from None
+        out = broadcasting(np.power, ad, bd)
         if STATE.enabled and (a._rg or b._rg):
             node = PowBackward1((edge(a), edge(b)))
             node.a, node.b = a, b
@@ -385,12 +311,7 @@ def pow(a: Tensor, b: Any) -> Tensor:
     if ad.dtype.kind in "iub" and isinstance(b, int) and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     out = _scalar_fix(np.square(ad) if b == 2 else np.power(ad, b), ad, b)
-    if STATE.enabled and a._rg:
-        node0 = PowBackward0((edge(a),))
-        node0.a, node0.p = a, b
-        node0._saved = (_saved(a),)
-        return _wrap(out, node0)
-    return _wrap(out, None)
+    return record(out, a, PowBackward0, "self", a=a, p=b)
 
 
 def rpow(a: Tensor, base: Any) -> Tensor:
@@ -401,11 +322,7 @@ def rpow(a: Tensor, base: Any) -> Tensor:
     out = _scalar_fix(np.power(base, ad), ad, base)
     if out.dtype.kind == "f" and out.dtype != ad.dtype and ad.dtype.kind == "f":
         out = out.astype(ad.dtype)
-    if STATE.enabled and a._rg:
-        node = PowBackward2((edge(a),))
-        node.base, node.x, node.out = base, a, out
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, PowBackward2, base=base, x=a, out=out)
 
 
 # ---------------------------------------------------------------------------- max/min/where
@@ -440,10 +357,7 @@ def _extremum(a: Tensor, b: Any, take_max: bool) -> Tensor:
     if not isinstance(b, Tensor):
         b = _wrap(np.asarray(b, a._data.dtype), None)
     ad, bd = _arrays(a, b)
-    try:
-        out = np.maximum(ad, bd) if take_max else np.minimum(ad, bd)
-    except ValueError:
-        raise broadcast_error(ad, bd) from None
+    out = broadcasting(np.maximum if take_max else np.minimum, ad, bd)
     if STATE.enabled and (a._rg or b._rg):
         node = (MaximumBackward0 if take_max else MinimumBackward0)((edge(a), edge(b)))
         node.a, node.b, node.take_max = a, b, take_max
@@ -488,10 +402,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     if not isinstance(b, Tensor):
         b = _wrap(np.asarray(b, a._data.dtype), None)
     ad, bd = _arrays(a, b)
-    try:
-        out = np.where(c, ad, bd)
-    except ValueError:
-        raise broadcast_error(ad, bd) from None
+    out = broadcasting(lambda x, y: np.where(c, x, y), ad, bd)
     if STATE.enabled and (a._rg or b._rg):
         node = WhereBackward0(((None, 0), edge(a), edge(b)))
         node.cond = np.broadcast_to(c, out.shape)
@@ -510,10 +421,7 @@ class CloneBackward0(Node):
 
 
 def clone(a: Tensor) -> Tensor:
-    out = a._data.copy()
-    if STATE.enabled and a._rg:
-        return _wrap(out, CloneBackward0((edge(a),)))
-    return _wrap(out, None)
+    return record(a._data.copy(), a, CloneBackward0)
 
 
 def logical_not(a: Tensor) -> Tensor:

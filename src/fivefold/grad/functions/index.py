@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
+from fivefold.grad.functions.common import record
 from fivefold.grad.functions.shape import view_of
 from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
@@ -101,22 +102,13 @@ def getitem(a: Tensor, key: Any) -> Tensor:
                 node.shape, node.dtype, node.key, node.accumulate = x.shape, x.dtype, k, False
             return view_of(a, arr, node)
         return view_of(a, arr, None)
-    if STATE.enabled and a._rg:
-        node = IndexBackward0((edge(a),))
-        node.shape, node.dtype, node.key, node.accumulate = x.shape, x.dtype, k, True
-        return _wrap(arr, node)
-    return _wrap(arr, None)
+    return record(arr, a, IndexBackward0, shape=x.shape, dtype=x.dtype, key=k, accumulate=True)
 
 
 def getitem_raw_key(g: Tensor, key: Any) -> Tensor:
     """``g[key]`` for an already-normalised key (used by double backward)."""
     x = g._data
-    arr = x[key]
-    if STATE.enabled and g._rg:
-        node = IndexBackward0((edge(g),))
-        node.shape, node.dtype, node.key, node.accumulate = x.shape, x.dtype, key, True
-        return _wrap(arr, node)
-    return _wrap(arr, None)
+    return record(x[key], g, IndexBackward0, shape=x.shape, dtype=x.dtype, key=key, accumulate=True)
 
 
 class IndexPutZerosBackward(Node):
@@ -136,11 +128,7 @@ def index_put_zeros(shape: tuple[int, ...], dtype: Any, key: Any, g: Tensor, acc
         np.add.at(out, key, g._data)
     else:
         out[key] = g._data
-    if STATE.enabled and g._rg:
-        node = IndexPutZerosBackward((edge(g),))
-        node.key = key
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, g, IndexPutZerosBackward, key=key)
 
 
 class GatherBackward0(Node):
@@ -173,11 +161,7 @@ def gather(a: Tensor, dim: int, index: Tensor) -> Tensor:
         out = x[key]
     except IndexError as exc:
         raise RuntimeError(f"index {exc} is out of bounds") from None
-    if STATE.enabled and a._rg:
-        node = GatherBackward0((edge(a),))
-        node.shape, node.dtype, node.key = x.shape, x.dtype, key
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, GatherBackward0, shape=x.shape, dtype=x.dtype, key=key)
 
 
 class IndexSelectBackward0(GatherBackward0):
@@ -188,12 +172,7 @@ def index_select(a: Tensor, dim: int, index: Tensor) -> Tensor:
     x = a._data
     axis = _dim(dim, x.ndim)
     key = (slice(None),) * axis + (index._data,)
-    out = x[key]
-    if STATE.enabled and a._rg:
-        node = IndexSelectBackward0((edge(a),))
-        node.shape, node.dtype, node.key = x.shape, x.dtype, key
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(x[key], a, IndexSelectBackward0, shape=x.shape, dtype=x.dtype, key=key)
 
 
 class MaskedFillBackward0(Node):
@@ -222,11 +201,7 @@ def masked_fill(a: Tensor, mask: Any, value: Any) -> Tensor:
             f"The size of tensor a ({x.shape[-1]}) must match the size of tensor b "
             f"({m.shape[-1]}) at non-singleton dimension {out.ndim - 1}"
         )
-    if STATE.enabled and a._rg:
-        node = MaskedFillBackward0((edge(a),))
-        node.mask = np.broadcast_to(m, x.shape)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, MaskedFillBackward0, mask=np.broadcast_to(m, x.shape))
 
 
 def one_hot(index: Tensor, num_classes: int = -1) -> Tensor:
@@ -265,11 +240,7 @@ def _triangle(a: Tensor, diagonal: int, lower: bool) -> Tensor:
         np.tri(rows, cols, diagonal, dtype=bool) if lower else ~np.tri(rows, cols, diagonal - 1, dtype=bool)
     )
     out = np.where(mask, x, np.zeros((), x.dtype))
-    if STATE.enabled and a._rg:
-        node = (TrilBackward0 if lower else TriuBackward0)((edge(a),))
-        node.mask = mask
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, TrilBackward0 if lower else TriuBackward0, mask=mask)
 
 
 def tril(a: Tensor, diagonal: int = 0) -> Tensor:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
-from fivefold.grad.functions.elementwise import _operand
+from fivefold.grad.functions.common import _operand
 from fivefold.grad.functions.index import normalise_key
 from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE

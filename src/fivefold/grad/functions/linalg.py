@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fivefold.grad.functions.elementwise import _arrays, _saved
+from fivefold.grad.functions.common import _arrays, _saved
 from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _wrap

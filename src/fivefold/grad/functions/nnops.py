@@ -14,7 +14,8 @@ import numpy as np
 
 from fivefold.grad import _dtype as D
 from fivefold.grad.creation import default_generator
-from fivefold.grad.functions.elementwise import _saved, broadcast_error, mul
+from fivefold.grad.functions.common import _meta, _saved, broadcasting, record
+from fivefold.grad.functions.elementwise import mul
 from fivefold.grad.graph import Node, edge, run_backward
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _dim, _wrap
@@ -85,13 +86,7 @@ def softmax(a: Tensor, dim: Any = None, dtype: Any = None) -> Tensor:
     axis = _softmax_dim(dim, x.ndim)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
-    if STATE.enabled and a._rg:
-        node = SoftmaxBackward0((edge(a),))
-        node.axis, node.x, node.y = axis, a, out
-        result = _wrap(out, node)
-        node._saved = ((result._vc, 0, out, node),)
-        return result
-    return _wrap(out, None)
+    return record(out, a, SoftmaxBackward0, "result", axis=axis, x=a, y=out)
 
 
 def log_softmax(a: Tensor, dim: Any = None, dtype: Any = None) -> Tensor:
@@ -99,13 +94,7 @@ def log_softmax(a: Tensor, dim: Any = None, dtype: Any = None) -> Tensor:
     axis = _softmax_dim(dim, x.ndim)
     shifted = x - x.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-    if STATE.enabled and a._rg:
-        node = LogSoftmaxBackward0((edge(a),))
-        node.axis, node.x, node.y = axis, a, out
-        result = _wrap(out, node)
-        node._saved = ((result._vc, 0, out, node),)
-        return result
-    return _wrap(out, None)
+    return record(out, a, LogSoftmaxBackward0, "result", axis=axis, x=a, y=out)
 
 
 # ----------------------------------------------------------------------------- layer norm
@@ -299,16 +288,8 @@ class MseLossBackward0(Node):
         self.a = self.b = None
 
 
-def _meta(t: Tensor) -> tuple[tuple[int, ...], Any]:
-    return (t._data.shape, t._data.dtype)
-
-
 def mse_loss(a: Tensor, b: Tensor, reduction: str = "mean") -> Tensor:
-    ad, bd = a._data, b._data
-    try:
-        diff = ad - bd
-    except ValueError:
-        raise broadcast_error(ad, bd) from None
+    diff = broadcasting(np.subtract, a._data, b._data)
     out = _reduce(diff * diff, reduction)
     if STATE.enabled and (a._rg or b._rg):
         node = MseLossBackward0((edge(a), edge(b)))

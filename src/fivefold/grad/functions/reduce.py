@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
-from fivefold.grad.functions.elementwise import _saved
-from fivefold.grad.graph import Node, edge
-from fivefold.grad.mode import STATE
+from fivefold.grad.functions.common import record
+from fivefold.grad.graph import Node
 from fivefold.grad.tensor import Tensor, _dim, _wrap
 
 _add_reduce: Any = np.add.reduce  # (typed loosely: NumPy's stubs reject a non-literal keepdims)
@@ -35,12 +34,20 @@ def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[i
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
+def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape left after reducing ``axes`` without keepdim."""
+    return tuple(s for i, s in enumerate(shape) if axes is not None and i not in axes)
+
+
+def _keep_dims(g: Any, shape: tuple[int, ...], axes: tuple[int, ...] | None, keepdim: bool, ops: Any) -> Any:
+    """A reduction's gradient with its reduced dims back as 1s, so it broadcasts against the input."""
+    return g if keepdim else ops.reshape(g, _kept_shape(shape, axes))
+
+
 def _back_expand(
     g: Any, shape: tuple[int, ...], axes: tuple[int, ...] | None, keepdim: bool, ops: Any
 ) -> Any:
-    if not keepdim:
-        g = ops.reshape(g, _kept_shape(shape, axes))
-    return ops.expand(g, shape)
+    return ops.expand(_keep_dims(g, shape, axes, keepdim, ops), shape)
 
 
 class SumBackward0(Node):
@@ -70,11 +77,8 @@ def sum(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None,
     out = _add_reduce(x, axis=axes, keepdims=keepdim)
     if not isinstance(out, np.ndarray):
         out = np.asarray(out, x.dtype)
-    if STATE.enabled and a._rg:
-        node = (SumBackward0 if dim is None else SumBackward1)((edge(a),))
-        node.shape, node.axes, node.keepdim = a._data.shape, axes, keepdim
-        return _wrap(out, node)
-    return _wrap(out, None)
+    node_type = SumBackward0 if dim is None else SumBackward1
+    return record(out, a, node_type, shape=a._data.shape, axes=axes, keepdim=keepdim)
 
 
 class MeanBackward0(Node):
@@ -112,13 +116,10 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
             f"dtype. Got: {D.TORCH_NAME[str(x.dtype)]}"
         )
     axes = axes_of(dim, x.ndim)
-    out = np.asarray(_add_reduce(x, axis=axes, keepdims=keepdim) / _count(x.shape, axes), x.dtype)
-    if STATE.enabled and a._rg:
-        node = (MeanBackward0 if dim is None else MeanBackward1)((edge(a),))
-        node.shape, node.axes, node.keepdim = x.shape, axes, keepdim
-        node.count = _count(x.shape, axes)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    count = _count(x.shape, axes)
+    out = np.asarray(_add_reduce(x, axis=axes, keepdims=keepdim) / count, x.dtype)
+    node_type = MeanBackward0 if dim is None else MeanBackward1
+    return record(out, a, node_type, shape=x.shape, axes=axes, keepdim=keepdim, count=count)
 
 
 class VarBackward0(Node):
@@ -133,8 +134,7 @@ class VarBackward0(Node):
         x = ops.v(self.x)
         n = _count(tuple(ops.unwrap(x).shape), self.axes)
         centred = x - ops.sum(x, self.axes, True) / n
-        if not self.keepdim:
-            g = ops.reshape(g, _kept_shape(tuple(ops.unwrap(x).shape), self.axes))
+        g = _keep_dims(g, tuple(ops.unwrap(x).shape), self.axes, self.keepdim, ops)
         denom = builtins.max(n - self.correction, 0)
         if self.std is not None:
             s = self.std if ops.raw else ops.sqrt(ops.sum(centred * centred, self.axes, True) / denom)
@@ -162,20 +162,19 @@ def _correction(unbiased: Any, correction: Any) -> float:
 def var(
     a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None
 ) -> Tensor:
-    if isinstance(dim, bool):
-        unbiased, dim = dim, None
-    return _var_std(a, dim, _correction(unbiased, correction), keepdim, False)
+    return _var_std(a, dim, unbiased, correction, keepdim, False)
 
 
 def std(
     a: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *, correction: Any = None
 ) -> Tensor:
-    if isinstance(dim, bool):
+    return _var_std(a, dim, unbiased, correction, keepdim, True)
+
+
+def _var_std(a: Tensor, dim: Any, unbiased: Any, correction: Any, keepdim: bool, take_sqrt: bool) -> Tensor:
+    if isinstance(dim, bool):  # var(x, False): the old positional ``unbiased``
         unbiased, dim = dim, None
-    return _var_std(a, dim, _correction(unbiased, correction), keepdim, True)
-
-
-def _var_std(a: Tensor, dim: Any, correction: float, keepdim: bool, take_sqrt: bool) -> Tensor:
+    correction = _correction(unbiased, correction)
     x = a._data
     axes = axes_of(dim, x.ndim)
     n = _count(x.shape, axes)
@@ -186,13 +185,9 @@ def _var_std(a: Tensor, dim: Any, correction: float, keepdim: bool, take_sqrt: b
         )
         if take_sqrt:
             out = np.sqrt(out)
-    if STATE.enabled and a._rg:
-        node = (StdBackward0 if take_sqrt else VarBackward0)((edge(a),))
-        node.x, node.axes, node.correction, node.keepdim = a, axes, correction, keepdim
-        node.std = out if take_sqrt else None
-        node._saved = (_saved(a),)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    node_type = StdBackward0 if take_sqrt else VarBackward0
+    std = out if take_sqrt else None
+    return record(out, a, node_type, "self", x=a, axes=axes, correction=correction, keepdim=keepdim, std=std)
 
 
 class MaxBackward1(Node):
@@ -254,11 +249,7 @@ def _extreme(a: Tensor, dim: Any, keepdim: bool, take_max: bool) -> Any:
                 "Specify the reduction dim with the 'dim' argument."
             )
         out = np.asarray(x.max() if take_max else x.min())
-        if STATE.enabled and a._rg:
-            node = (MaxBackward1 if take_max else MinBackward1)((edge(a),))
-            node.mask = (x == out).astype(x.dtype)
-            return _wrap(out, node)
-        return _wrap(out, None)
+        return record(out, a, MaxBackward1 if take_max else MinBackward1, mask=(x == out).astype(x.dtype))
     if isinstance(dim, Tensor):
         return (maximum_ if take_max else minimum_)(a, dim)
     axis = _dim(int(dim), x.ndim)
@@ -268,11 +259,9 @@ def _extreme(a: Tensor, dim: Any, keepdim: bool, take_max: bool) -> Any:
     values = np.take_along_axis(x, idx if keepdim else np.expand_dims(idx, axis), axis)
     if not keepdim:
         values = values.squeeze(axis)
-    if STATE.enabled and a._rg:
-        node0 = (MaxBackward0 if take_max else MinBackward0)((edge(a),))
-        node0.axis, node0.idx, node0.keepdim, node0.shape = axis, idx, keepdim, x.shape
-        return MaxResult(_wrap(values, node0), _wrap(idx.astype(D.NP_I64), None))
-    return MaxResult(_wrap(values, None), _wrap(idx.astype(D.NP_I64), None))
+    node_type = MaxBackward0 if take_max else MinBackward0
+    values_t = record(values, a, node_type, axis=axis, idx=idx, keepdim=keepdim, shape=x.shape)
+    return MaxResult(values_t, _wrap(idx.astype(D.NP_I64), None))
 
 
 def maximum_(a: Tensor, b: Tensor) -> Tensor:
@@ -304,8 +293,7 @@ class AmaxBackward0(Node):
     def apply(self, g: Any, ops: Any) -> tuple[Any]:
         mask = self.mask
         share = mask / mask.sum(axis=self.axes, keepdims=True)
-        if not self.keepdim:
-            g = ops.reshape(g, _kept_shape(mask.shape, self.axes))
+        g = _keep_dims(g, mask.shape, self.axes, self.keepdim, ops)
         return (g * ops.const(share.astype(mask.dtype)),)
 
     def _release(self) -> None:
@@ -330,12 +318,8 @@ def _amax(a: Tensor, dim: Any, keepdim: bool, take_max: bool) -> Tensor:
     out = np.asarray(x.max(axis=axes, keepdims=True) if take_max else x.min(axis=axes, keepdims=True))
     mask = (x == out).astype(x.dtype)
     if not keepdim:
-        out = out.reshape(tuple(s for i, s in enumerate(x.shape) if axes is not None and i not in axes))
-    if STATE.enabled and a._rg:
-        node = (AmaxBackward0 if take_max else AminBackward0)((edge(a),))
-        node.axes, node.keepdim, node.mask = axes, keepdim, mask
-        return _wrap(out, node)
-    return _wrap(out, None)
+        out = out.reshape(_reduced_shape(x.shape, axes))
+    return record(out, a, AmaxBackward0 if take_max else AminBackward0, axes=axes, keepdim=keepdim, mask=mask)
 
 
 class ProdBackward0(Node):
@@ -349,8 +333,7 @@ class ProdBackward0(Node):
         x = ops.v(self.x)
         shape = tuple(ops.unwrap(x).shape)
         axes = None if self.axis is None else (self.axis,)
-        if not self.keepdim:
-            g = ops.reshape(g, _kept_shape(shape, axes))
+        g = _keep_dims(g, shape, axes, self.keepdim, ops)
         if ops.raw:
             return (g * _prod_others(x, self.axis),)
         out = ops.reshape(self.out_tensor(x), _kept_shape(shape, axes))
@@ -392,12 +375,8 @@ def prod(a: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
         x = x.astype(D.NP_I64)
     axis = None if dim is None else _dim(int(dim), x.ndim)
     out = np.asarray(x.prod(axis=axis, keepdims=keepdim and axis is not None), x.dtype)
-    if STATE.enabled and a._rg:
-        node = (ProdBackward0 if dim is None else ProdBackward1)((edge(a),))
-        node.x, node.axis, node.keepdim = a, axis, keepdim
-        node._saved = (_saved(a),)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    node_type = ProdBackward0 if dim is None else ProdBackward1
+    return record(out, a, node_type, "self", x=a, axis=axis, keepdim=keepdim)
 
 
 class LogsumexpBackward0(Node):
@@ -411,10 +390,9 @@ class LogsumexpBackward0(Node):
         x = ops.v(self.x)
         shape = tuple(ops.unwrap(x).shape)
         out = self.out if ops.raw else logsumexp(x, self.axes, True)
-        if not self.keepdim:
-            g = ops.reshape(g, _kept_shape(shape, self.axes))
-            if ops.raw:
-                out = out.reshape(_kept_shape(shape, self.axes))
+        g = _keep_dims(g, shape, self.axes, self.keepdim, ops)
+        if ops.raw:
+            out = _keep_dims(out, shape, self.axes, self.keepdim, ops)
         return (g * ops.exp(x - out),)
 
     def _release(self) -> None:
@@ -430,28 +408,24 @@ def logsumexp(a: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.exp(x - m).sum(axis=axes, keepdims=True)) + m
     if not keepdim:
-        out = out.reshape(tuple(s for i, s in enumerate(x.shape) if axes is not None and i not in axes))
+        out = out.reshape(_reduced_shape(x.shape, axes))
     out = np.asarray(out, x.dtype)
-    if STATE.enabled and a._rg:
-        node = LogsumexpBackward0((edge(a),))
-        node.x, node.axes, node.keepdim, node.out = a, axes, keepdim, out
-        node._saved = (_saved(a),)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, LogsumexpBackward0, "self", x=a, axes=axes, keepdim=keepdim, out=out)
+
+
+def _arg_extreme(a: Tensor, dim: Any, keepdim: bool, find: Any) -> Tensor:
+    x = a._data
+    if dim is None:
+        return _wrap(np.asarray(find(x), D.NP_I64), None)
+    return _wrap(find(x, axis=_dim(int(dim), x.ndim), keepdims=keepdim).astype(D.NP_I64), None)
 
 
 def argmax(a: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    x = a._data
-    if dim is None:
-        return _wrap(np.asarray(np.argmax(x), D.NP_I64), None)
-    return _wrap(np.argmax(x, axis=_dim(int(dim), x.ndim), keepdims=keepdim).astype(D.NP_I64), None)
+    return _arg_extreme(a, dim, keepdim, np.argmax)
 
 
 def argmin(a: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    x = a._data
-    if dim is None:
-        return _wrap(np.asarray(np.argmin(x), D.NP_I64), None)
-    return _wrap(np.argmin(x, axis=_dim(int(dim), x.ndim), keepdims=keepdim).astype(D.NP_I64), None)
+    return _arg_extreme(a, dim, keepdim, np.argmin)
 
 
 def all(a: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
-from fivefold.grad.functions.elementwise import _saved, maximum, minimum, pow
-from fivefold.grad.graph import Node, edge
-from fivefold.grad.mode import STATE
+from fivefold.grad.functions.common import record
+from fivefold.grad.functions.elementwise import maximum, minimum, pow
+from fivefold.grad.graph import Node
 from fivefold.grad.tensor import Tensor, _wrap
 
 _SQRT_2 = math.sqrt(2.0)
@@ -57,17 +57,7 @@ def _unary(
         if float_only and ad.dtype.kind != "f":
             ad = ad.astype(D.default_float())
         out = forward(ad)
-        if STATE.enabled and a._rg:
-            node = cls((edge(a),))
-            node.x = a
-            node.y = out
-            result = _wrap(out, node)
-            if saves == "result":
-                node._saved = ((result._vc, 0, out, node),)
-            elif saves == "self":
-                node._saved = (_saved(a),)
-            return result
-        return _wrap(out, None)
+        return record(out, a, cls, saves, x=a, y=out)
 
     op.__name__ = name.replace("Backward0", "").lower()
     return op
@@ -174,12 +164,7 @@ def gelu(a: Tensor, approximate: str = "none") -> Tensor:
     x = a._data
     k = math.sqrt(2 / math.pi)
     out = 0.5 * x * (1 + np.tanh(k * (x + 0.044715 * x**3)))
-    if STATE.enabled and a._rg:
-        node = GeluBackward0((edge(a),))
-        node.x = a
-        node._saved = (_saved(a),)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, GeluBackward0, "self", x=a)
 
 
 class SoftplusBackward0(Node):
@@ -204,12 +189,7 @@ def softplus(a: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     bx = x * beta
     over = bx > threshold
     out = np.where(over, x, np.log1p(np.exp(np.where(over, 0, bx))) / beta).astype(x.dtype)
-    if STATE.enabled and a._rg:
-        node = SoftplusBackward0((edge(a),))
-        node.x, node.beta, node.threshold = a, beta, threshold
-        node._saved = (_saved(a),)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, SoftplusBackward0, "self", x=a, beta=beta, threshold=threshold)
 
 
 sign = _unary("SignBackward0", np.sign, _zero_grad, "none", float_only=False)
@@ -262,12 +242,7 @@ def clamp(
     out = np.clip(x, min, max)
     if out.dtype != x.dtype:
         out = out.astype(x.dtype)
-    if STATE.enabled and a._rg:
-        node = _node((edge(a),))
-        node.x, node.lo, node.hi = a, min, max
-        node._saved = (_saved(a),)
-        return _wrap(out, node)
-    return _wrap(out, None)
+    return record(out, a, _node, "self", x=a, lo=min, hi=max)
 
 
 def clamp_min(a: Tensor, min: Any) -> Tensor:
