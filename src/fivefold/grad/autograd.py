@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from fivefold.grad.engine import run_backward
 from fivefold.grad.function import Function, FunctionCtx, once_differentiable
-from fivefold.grad.graph import Node, run_backward
+from fivefold.grad.graph import Node
 from fivefold.grad.mode import STATE, enable_grad, no_grad, set_grad_enabled
 from fivefold.grad.tensor import Size, Tensor, _wrap
 

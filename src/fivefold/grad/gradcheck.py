@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fivefold.grad.graph import run_backward
+from fivefold.grad.engine import partial_grads
 from fivefold.grad.tensor import Tensor, _wrap
 
 
@@ -17,6 +17,10 @@ class GradcheckError(RuntimeError):
 
 def _as_tuple(x: Any) -> tuple[Any, ...]:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _differentiable(t: Any) -> bool:
+    return isinstance(t, Tensor) and t.requires_grad
 
 
 def _outputs(func: Callable[..., Any], inputs: Sequence[Any]) -> list[Tensor]:
@@ -31,7 +35,7 @@ def numerical_jacobian(
     outs = _outputs(func, inputs)
     jac: list[list[np.ndarray[Any, Any]]] = []
     for t in inputs:
-        if not (isinstance(t, Tensor) and t.requires_grad):
+        if not _differentiable(t):
             jac.append([])
             continue
         flat = t._data.reshape(-1)
@@ -51,7 +55,7 @@ def numerical_jacobian(
 
 def analytical_jacobian(func: Callable[..., Any], inputs: Sequence[Any]) -> list[list[np.ndarray[Any, Any]]]:
     outs = _outputs(func, inputs)
-    diff = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
+    diff = [t for t in inputs if _differentiable(t)]
     jac = [[np.zeros((t._data.size, o._data.size)) for o in outs] for t in diff]
     for k, out in enumerate(outs):
         if out.grad_fn is None and not out.requires_grad:
@@ -59,23 +63,12 @@ def analytical_jacobian(func: Callable[..., Any], inputs: Sequence[Any]) -> list
         for m in range(out._data.size):
             seed = np.zeros(out._data.size, out._data.dtype)
             seed[m] = 1
-            grads = (
-                run_backward(
-                    [out],
-                    [seed.reshape(out._data.shape)],
-                    retain_graph=True,
-                    create_graph=False,
-                    inputs=diff,
-                    accumulate=False,
-                    allow_unused=True,
-                )
-                or []
-            )
+            grads = partial_grads([out], [seed.reshape(out._data.shape)], diff, create_graph=False)
             for i, g in enumerate(grads):
                 if g is not None:
                     jac[i][k][:, m] = g._data.reshape(-1)
     it = iter(jac)
-    return [next(it) if isinstance(t, Tensor) and t.requires_grad else [] for t in inputs]
+    return [next(it) if _differentiable(t) else [] for t in inputs]
 
 
 def gradcheck(
@@ -91,7 +84,7 @@ def gradcheck(
     """True when backward matches central differences for every input and output element."""
     ins = _as_tuple(inputs)
     for t in ins:
-        if isinstance(t, Tensor) and t.requires_grad and t._data.dtype != np.float64:
+        if _differentiable(t) and t._data.dtype != np.float64:
             import warnings
 
             warnings.warn(
@@ -125,27 +118,13 @@ def gradgradcheck(
 ) -> bool:
     """gradcheck of the first derivative (built with create_graph) against finite differences."""
     ins = _as_tuple(inputs)
-    diff = [t for t in ins if isinstance(t, Tensor) and t.requires_grad]
     seeds = [
         _wrap(np.random.default_rng(0).standard_normal(o._data.shape), None) for o in _outputs(func, ins)
     ]
 
     def first(*xs: Any) -> tuple[Any, ...]:
         outs = _outputs(func, xs)
-        wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-        grads = (
-            run_backward(
-                outs,
-                seeds,
-                retain_graph=True,
-                create_graph=True,
-                inputs=wanted,
-                accumulate=False,
-                allow_unused=True,
-            )
-            or []
-        )
+        grads = partial_grads(outs, seeds, [x for x in xs if _differentiable(x)], create_graph=True)
         return tuple(g for g in grads if g is not None)
 
-    del diff
     return gradcheck(first, ins, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)

@@ -16,7 +16,8 @@ import numpy as np
 
 from fivefold.grad import _dtype as D
 from fivefold.grad import graph as _graph_module
-from fivefold.grad.graph import Node, RemovableHandle, run_backward
+from fivefold.grad.engine import run_backward
+from fivefold.grad.graph import Node, RemovableHandle
 
 _new = object.__new__
 _ndarray = np.ndarray
@@ -465,15 +466,7 @@ def _wrap(data: Any, fn: Node | None) -> Tensor:
     """A tensor around ``data`` (no copy), produced by ``fn`` (None for a constant)."""
     t: Tensor = _new(Tensor)
     # NumPy ufuncs return scalars for 0-d inputs; keep an array so in-place ops work.
-    t._data = data if data.__class__ is _ndarray else np.asarray(data)
-    t.grad_fn = fn
-    t._rg = fn is not None
-    t._grad = None
-    t._vc = [0]
-    t._accum = None
-    t._base = None
-    t._hooks = None
-    t._onr = 0
+    _init(t, data if data.__class__ is _ndarray else np.asarray(data), fn)
     return t
 
 

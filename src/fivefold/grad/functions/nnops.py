@@ -14,9 +14,10 @@ import numpy as np
 
 from fivefold.grad import _dtype as D
 from fivefold.grad.creation import default_generator
+from fivefold.grad.engine import partial_grads
 from fivefold.grad.functions.common import _meta, _saved, broadcasting, record
 from fivefold.grad.functions.elementwise import mul
-from fivefold.grad.graph import Node, edge, run_backward
+from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _dim, _wrap
 
@@ -31,19 +32,7 @@ def composite_grads(
     """Gradients of ``fn(*inputs)`` w.r.t. the needed inputs, recorded (for double backward)."""
     out = fn(*inputs)
     wanted = [t for t, n in zip(inputs, needed, strict=True) if n and t is not None]
-    grads = (
-        run_backward(
-            [out],
-            [g],
-            retain_graph=True,
-            create_graph=True,
-            inputs=wanted,
-            accumulate=False,
-            allow_unused=True,
-        )
-        or []
-    )
-    it = iter(grads)
+    it = iter(partial_grads([out], [g], wanted, create_graph=True))
     return [next(it) if n and t is not None else None for t, n in zip(inputs, needed, strict=True)]
 
 
