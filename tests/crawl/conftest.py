@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import shutil
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from fivefold.crawl.config import Options, Summary
-from fivefold.crawl.crawler import crawl
+from fivefold.crawl.crawler import run_crawl as library_run_crawl
 from fivefold.crawl.demo_site import DemoSite, SiteConfig, serve_in_thread
 from fivefold.crawl.manifest import read_manifest
 from fivefold.crawl.rules import rules_from_flags
@@ -54,7 +53,7 @@ def gallery_rules(start: str, **overrides: Any) -> Any:
 
 def run_crawl(start: str, out: Path, *, options: Options | None = None, **rule_overrides: Any) -> Summary:
     options = options or Options(concurrency=8, per_host=8, backoff=0.05)
-    return asyncio.run(crawl(gallery_rules(start, **rule_overrides), out, options))
+    return library_run_crawl(gallery_rules(start, **rule_overrides), out, options)  # uvloop when installed
 
 
 def sha256_file(path: Path) -> str:

@@ -113,11 +113,11 @@ def run_command(urls: tuple[str, ...], follow: tuple[str, ...], media: tuple[str
     # aiohttp and friends load only once the input is known to be good: usage errors stay fast.
     from fivefold._common.jsonout import emit
     from fivefold._common.progress import progress_bar
-    from fivefold.crawl.crawler import crawl
+    from fivefold.crawl.crawler import run_crawl
 
     with progress_bar(enabled=False if as_json else None, transient=True) as bar:
         on_progress = _progress_callback(bar) if bar is not None else None
-        summary = asyncio.run(crawl(rules, out_dir, options, on_progress))
+        summary = run_crawl(rules, out_dir, options, on_progress)
     if as_json:
         emit(summary.to_dict())
     else:

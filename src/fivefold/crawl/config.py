@@ -22,6 +22,7 @@ class Options:
     fsync: bool = False
     progress: bool | None = None  # None: when stderr is a terminal
     crawl_id: str | None = None  # names the crawl in a shared frontier; default from the start URLs
+    loop: str = "auto"  # event loop for run_crawl: auto (uvloop if installed), uvloop, asyncio
 
 
 @dataclass(slots=True)

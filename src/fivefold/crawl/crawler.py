@@ -36,6 +36,7 @@ from fivefold.crawl.fetch import (
     fetch_page,
     fetch_robots,
     make_session,
+    remove,
 )
 from fivefold.crawl.manifest import Row
 from fivefold.crawl.names import extension_for
@@ -398,9 +399,9 @@ class Crawler:
         if item.kind == "media":
             row = Row(item.url, item.meta.get("page"), item.meta.get("title"), item.meta.get("fields") or {},
                       status="failed", error=reason)
-        await self._state.fail(item, reason, row)
-        if row is not None:
-            self.store.append(row)
+        line = await self._state.fail(item, reason, row)
+        if line is not None:
+            self.store.append(line)
         log.info("failed %s: %s", item.url, reason)
 
     async def _page(self, item: Item, host: Host, body: bytes, final_url: str,
@@ -492,7 +493,7 @@ class Crawler:
         self.stats.downloads += 1
         self.stats.downloaded_bytes += result.size
         if result.size < rules.min_bytes:
-            result.temp.unlink(missing_ok=True)
+            remove(result.temp)
             raise FetchError(f"smaller than --min-bytes ({result.size} < {rules.min_bytes})", retryable=False)
         title = item.meta.get("title")
         row = Row(item.url, item.meta.get("page"), title, item.meta.get("fields") or {}, None,
@@ -505,15 +506,14 @@ class Crawler:
             try:
                 store.place(result.temp, path)
             except (OSError, ValueError) as exc:
-                result.temp.unlink(missing_ok=True)
+                remove(result.temp)
                 await state.drop_pending(result.sha256)
                 raise FetchError(f"cannot store as {path!r}: {exc}", retryable=False) from None
             self._stored += 1
         else:
             os.unlink(result.temp)
             row.status = "duplicate"
-        await state.commit(item, row)
-        store.append(row)
+        store.append(await state.commit(item, row))
 
 
 _Rest = Callable[[], Awaitable[None]]
@@ -528,3 +528,12 @@ async def crawl(rules: Rules, out_dir: Path, options: Options | None = None,
                 on_progress: Callable[[Summary], None] | None = None) -> Summary:
     """Runs (or resumes) a crawl into ``out_dir`` and returns its summary."""
     return await Crawler(rules, out_dir, options, on_progress).run()
+
+
+def run_crawl(rules: Rules, out_dir: Path, options: Options | None = None,
+              on_progress: Callable[[Summary], None] | None = None) -> Summary:
+    """:func:`crawl` on a new event loop, uvloop's when installed (``options.loop``)."""
+    from fivefold.crawl.loop import run
+
+    options = options or Options()
+    return run(crawl(rules, out_dir, options, on_progress), options.loop)

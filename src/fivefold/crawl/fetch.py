@@ -9,10 +9,10 @@ file's size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -129,9 +129,15 @@ async def fetch_robots(session: aiohttp.ClientSession, origin: str) -> str | Non
         return None
 
 
+def remove(path: str) -> None:
+    """Deletes ``path`` if it exists (a temporary file, named by a plain string: no pathlib per file)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 @dataclass(slots=True)
 class Download:
-    temp: Path
+    temp: str
     sha256: str
     size: int
     content_type: str | None
@@ -141,7 +147,7 @@ class Download:
 async def download(
     session: aiohttp.ClientSession,
     url: str,
-    temp: Path,
+    temp: str,
     *,
     max_bytes: int,
     type_allowed: Any,
@@ -176,7 +182,7 @@ async def download(
                 raise FetchError(f"body cut short: {size} of {declared} bytes", retryable=True)
             return Download(temp, digest.hexdigest(), size, content_type, str(response.url))
     except BaseException as exc:
-        temp.unlink(missing_ok=True)
+        remove(temp)
         if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
             raise
         raise classify(exc) from None

@@ -24,6 +24,8 @@ MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
 
 Status = Literal["stored", "duplicate", "failed"]
+# One encoder for every row: json.dumps with options builds a new encoder on each call.
+compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(slots=True)
@@ -49,7 +51,7 @@ class Row:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> Row:
@@ -74,11 +76,12 @@ class ManifestWriter:
         self.path = out_dir / name
         self._handle: Any = None
 
-    def append(self, row: Row) -> None:
+    def append(self, line: str) -> None:
+        """Appends one row serialised by :meth:`Row.to_json`."""
         if self._handle is None:
             # O_APPEND with one write per line keeps lines whole when two workers share a file.
             self._handle = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        self._handle.write(row.to_json() + "\n")
+        self._handle.write(line + "\n")
 
     def rewrite(self, rows: Iterable[str]) -> None:
         """Atomically replaces the file with ``rows`` (already-serialised JSON lines)."""

@@ -43,8 +43,9 @@ _TYPE_EXT = {
 
 def clean_component(text: str, *, max_bytes: int = STEM_MAX_BYTES) -> str:
     """One safe path component (no extension handling), possibly empty."""
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    if not (text.isascii() and text.isprintable()):  # printable ASCII: NFC and the filter change nothing
+        text = unicodedata.normalize("NFC", text)
+        text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
     text = _UNSAFE.sub("_", text)
     text = _SPACES.sub(" ", text).strip(" .")
     text = truncate_bytes(text, max_bytes).rstrip(" .")

@@ -151,20 +151,21 @@ class RedisState(State):
             pipe.zadd(queue, {item.url: not_before})
             await pipe.execute()
 
-    async def fail(self, item: Item, error: str, row: Row | None = None) -> None:
+    async def fail(self, item: Item, error: str, row: Row | None = None) -> str | None:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.k["urls"], item.url, _encode(item, FAILED, error))
             pipe.zrem(self.k["inflight"], item.url)
             pipe.sadd(self.k["failed"], item.url)
             await pipe.execute()
-        if row is not None:
-            await self._record(row)
+        return await self._record(row) if row is not None else None
 
-    async def _record(self, row: Row) -> None:
-        if await self.r.hsetnx(self.k["records"], row.url, row.to_json()):
+    async def _record(self, row: Row) -> str:
+        line = row.to_json()
+        if await self.r.hsetnx(self.k["records"], row.url, line):
             await self.r.rpush(self.k["order"], row.url)
         else:
-            await self.r.hset(self.k["records"], row.url, row.to_json())
+            await self.r.hset(self.k["records"], row.url, line)
+        return line
 
     async def reserve(self, sha256: str, names: Iterable[str], row: Row, depth: int) -> tuple[str, bool]:
         k = self.k
@@ -181,11 +182,12 @@ class RedisState(State):
             return str(json.loads(await self.r.hget(k["files"], sha256))["path"]), False
         raise RuntimeError("no free file name")
 
-    async def commit(self, item: Item, row: Row) -> None:
+    async def commit(self, item: Item, row: Row) -> str:
         if row.status == "stored" and row.sha256:
             await self.r.sadd(self.k["stored"], row.sha256)
-        await self._record(row)
+        line = await self._record(row)
         await self.done(item)
+        return line
 
     async def pending_files(self) -> list[Pending]:
         stored = set(await self.r.smembers(self.k["stored"]))

@@ -9,6 +9,7 @@ selectors). Unknown keys in a rules file are an error, never silently ignored: a
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, replace
@@ -107,10 +108,16 @@ class Rules:
         return self.pages[-1]
 
     def type_allowed(self, content_type: str | None) -> bool:
-        if not self.types or "*/*" in self.types or "*" in self.types:
-            return True
-        base = (content_type or "").split(";")[0].strip().lower()
-        return any(fnmatch.fnmatchcase(base, pattern) for pattern in self.types)
+        return _type_allowed(self.types, content_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _type_allowed(types: tuple[str, ...], content_type: str | None) -> bool:
+    """Cached: a crawl asks about the same few media types once per download."""
+    if not types or "*/*" in types or "*" in types:
+        return True
+    base = (content_type or "").split(";")[0].strip().lower()
+    return any(fnmatch.fnmatchcase(base, pattern) for pattern in types)
 
 
 def _selectors(value: Any, where: str, default_attr: str | None) -> tuple[Selector, ...]:

@@ -184,28 +184,27 @@ class SqliteState(State):
             (item.attempts, not_before, error, item.url),
         )
 
-    async def fail(self, item: Item, error: str, row: Row | None = None) -> None:
+    async def fail(self, item: Item, error: str, row: Row | None = None) -> str | None:
         # One batch transaction holds both statements, so they land together or not at all.
         self._tx(
             f"UPDATE urls SET state = {FAILED}, attempts = ?, error = ? WHERE url = ?",
             (item.attempts, error, item.url),
         )
-        if row is not None:
-            self._record(row)
+        return self._record(row) if row is not None else None
 
-    def _record(self, row: Row) -> None:
+    def _record(self, row: Row) -> str:
+        line = row.to_json()
         self._write()
         self.db.execute(
             "INSERT INTO records (url, status, bytes, row) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(url) DO UPDATE SET status = excluded.status, bytes = excluded.bytes, "
             "row = excluded.row",
-            (row.url, row.status, row.bytes, row.to_json()),
+            (row.url, row.status, row.bytes, line),
         )
+        return line
 
     async def reserve(self, sha256: str, names: Iterable[str], row: Row, depth: int) -> tuple[str, bool]:
-        found = self._read("SELECT path FROM files WHERE sha256 = ?", (sha256,)).fetchone()
-        if found is not None:
-            return str(found[0]), False
+        # Most files are new: try the insert first and look the hash up only when it fails.
         for name in names:
             row.path = name  # recovery records the row as it will be once the rename is done
             try:
@@ -214,19 +213,23 @@ class SqliteState(State):
                     (sha256, name, depth, row.to_json()),
                 )
             except sqlite3.IntegrityError:
-                continue
+                found = self._read("SELECT path FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+                if found is not None:
+                    return str(found[0]), False
+                continue  # the name is taken by other bytes: try the next one
             await self._flushed()  # the reservation is on disk before the caller renames
             return name, True
         raise RuntimeError("no free file name")  # callers pass an unbounded-enough list
 
-    async def commit(self, item: Item, row: Row) -> None:
+    async def commit(self, item: Item, row: Row) -> str:
         self._write()
         if row.status == "stored":
             self.db.execute("UPDATE files SET stored = 1 WHERE sha256 = ?", (row.sha256,))
-        self._record(row)
+        line = self._record(row)
         self.db.execute(
             f"UPDATE urls SET state = {DONE}, attempts = ? WHERE url = ?", (item.attempts, item.url)
         )
+        return line
 
     async def pending_files(self) -> list[Pending]:
         rows = self._read("SELECT sha256, path, row, depth FROM files WHERE stored = 0").fetchall()

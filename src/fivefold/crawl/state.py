@@ -10,12 +10,11 @@ either nothing or something :meth:`State.pending_files` lets the next run finish
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fivefold.crawl.manifest import Row
+from fivefold.crawl.manifest import Row, compact_json
 
 Kind = Literal["page", "media"]
 QUEUED, IN_FLIGHT, DONE, FAILED = 0, 1, 2, 3
@@ -33,7 +32,7 @@ class Item:
     index: int = 0
 
     def meta_json(self) -> str:
-        return json.dumps(self.meta, ensure_ascii=False, separators=(",", ":")) if self.meta else ""
+        return compact_json(self.meta) if self.meta else ""
 
 
 @dataclass(slots=True)
@@ -95,8 +94,9 @@ class State(abc.ABC):
         """Back to the queue, not to be claimed before ``not_before``."""
 
     @abc.abstractmethod
-    async def fail(self, item: Item, error: str, row: Row | None = None) -> None:
-        """Failed for good; ``row`` (a media URL's failed manifest row) is recorded with it."""
+    async def fail(self, item: Item, error: str, row: Row | None = None) -> str | None:
+        """Failed for good; ``row`` (a media URL's failed manifest row) is recorded with it and
+        returned serialised, for the manifest."""
 
     @abc.abstractmethod
     async def reserve(self, sha256: str, names: Iterable[str], row: Row, depth: int) -> tuple[str, bool]:
@@ -104,8 +104,9 @@ class State(abc.ABC):
         ``(path, False)``: these bytes are already stored (or pending) at ``path``."""
 
     @abc.abstractmethod
-    async def commit(self, item: Item, row: Row) -> None:
-        """Records ``row``, marks its file stored (when it is the first copy), marks ``item`` done."""
+    async def commit(self, item: Item, row: Row) -> str:
+        """Records ``row``, marks its file stored (when it is the first copy), marks ``item`` done;
+        returns the row serialised as recorded (the manifest line: each row is encoded once)."""
 
     @abc.abstractmethod
     async def pending_files(self) -> list[Pending]:

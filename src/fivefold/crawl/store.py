@@ -10,6 +10,7 @@ reservation whose file is present with the right hash is completed, any other is
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
 import time
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fivefold._common.errors import FivefoldError
-from fivefold.crawl.manifest import FAILURES, MANIFEST, ManifestWriter, Row
+from fivefold.crawl.manifest import FAILURES, MANIFEST, ManifestWriter
 from fivefold.crawl.names import check_name, numbered, render_name, safe_name, url_stem
 from fivefold.crawl.state import Item, State
 
@@ -31,6 +32,10 @@ class Store:
         self.state_dir = out_dir / STATE_DIR
         self.temp_dir = self.state_dir / "tmp"
         self.manifest = ManifestWriter(out_dir, MANIFEST)
+        # Temporary names: a random prefix per run (workers sharing a directory through Redis
+        # never collide) and a counter, instead of a system call for randomness per file.
+        self._temp_prefix = os.path.join(self.temp_dir, f"{secrets.token_hex(6)}-")
+        self._temp_count = itertools.count()
 
     def prepare(self) -> None:
         """Creates the directories and proves they are writable, before any state is touched."""
@@ -61,8 +66,8 @@ class Store:
             removed += 1
         return removed
 
-    def temp_path(self) -> Path:
-        return self.temp_dir / f"{secrets.token_hex(8)}{TEMP_SUFFIX}"
+    def temp_path(self) -> str:
+        return f"{self._temp_prefix}{next(self._temp_count)}{TEMP_SUFFIX}"
 
     def candidate_names(self, template: str, item: Item, sha256: str, ext: str,
                         title: str | None, host: str) -> Iterator[str]:
@@ -84,7 +89,7 @@ class Store:
             if not os.path.lexists(os.path.join(root, candidate)):
                 yield candidate
 
-    def place(self, temp: Path, name: str) -> None:
+    def place(self, temp: str, name: str) -> None:
         check_name(name)
         target = os.path.join(self.root, name)
         if os.path.islink(target):  # planted after the name was chosen: never write through it
@@ -111,8 +116,9 @@ class Store:
 
         failures.rewrite(json.dumps(f, ensure_ascii=False) for f in await state.failures())
 
-    def append(self, row: Row) -> None:
-        self.manifest.append(row)
+    def append(self, line: str) -> None:
+        """Appends one manifest row, already serialised (:meth:`Row.to_json`)."""
+        self.manifest.append(line)
 
 
 def _sha256(path: Path) -> str:
