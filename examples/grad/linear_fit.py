@@ -11,22 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import fivefold.grad
+from fivefold.grad.demo import fit_line
 
 
 def fit(lib: Any = fivefold.grad, lr: float = 0.01, steps: int = 100) -> dict[str, Any]:
-    x = lib.linspace(0, 10, 20).reshape(-1, 1)
-    y = 3 * x + 1
-    a = lib.zeros(1, requires_grad=True)
-    b = lib.zeros(1, requires_grad=True)
-    opt = lib.optim.SGD([a, b], lr=lr)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = ((a * x + b - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return {"a": a.item(), "b": b.item(), "losses": losses}
+    """One run of the demo's line fit, with ``lib`` fivefold.grad or torch."""
+    a, b, losses = fit_line(steps, lr, lib=lib)
+    return {"a": a, "b": b, "losses": losses}
 
 
 def main(lib: Any = fivefold.grad) -> dict[str, dict[str, Any]]:

@@ -97,26 +97,21 @@ def test_gradcheck_command() -> None:
     assert info["ok"] is True and info["inputs"] == ["x", "y", "z"]
 
 
-def test_cli_errors_are_one_line() -> None:
+def _fivefold(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in a child process (tracebacks and exit codes as a user sees them)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    bad = subprocess.run(
-        [sys.executable, "-m", "fivefold", "grad", "graph", "(x *"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    return subprocess.run(
+        [sys.executable, "-m", "fivefold", *args], capture_output=True, text=True, env=env, timeout=120
     )
+
+
+def test_cli_errors_are_one_line() -> None:
+    bad = _fivefold("grad", "graph", "(x *")
     assert bad.returncode == 2
     assert (
         bad.stderr.strip().startswith("fivefold grad: invalid expression") and "Traceback" not in bad.stderr
     )
-    fails = subprocess.run(
-        [sys.executable, "-m", "fivefold", "grad", "graph", "x @ y.reshape(1, 3)"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    fails = _fivefold("grad", "graph", "x @ y.reshape(1, 3)")
     assert fails.returncode == 1
     assert (
         "mat1 and mat2 shapes cannot be multiplied (1x3 and 1x3)" in fails.stderr

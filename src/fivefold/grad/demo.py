@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 import numpy as np
 
 import fivefold.grad as fg
+from fivefold.grad._files import atomic_path
 
 
 def load_digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -21,13 +20,13 @@ def load_digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         return data["images"].astype(np.float32) / 16.0, data["target"].astype(np.int64)
 
 
-def fit_line(steps: int = 200, lr: float = 0.01) -> tuple[float, float, list[float]]:
-    """Gradient descent on MSE for y = 3x + 1 sampled on [0, 10]."""
-    x = fg.linspace(0, 10, 20).reshape(-1, 1)
+def fit_line(steps: int = 200, lr: float = 0.01, *, lib: Any = fg) -> tuple[float, float, list[float]]:
+    """Gradient descent on MSE for y = 3x + 1 sampled on [0, 10] (``lib`` may be torch: same code)."""
+    x = lib.linspace(0, 10, 20).reshape(-1, 1)
     y = 3 * x + 1
-    a = fg.zeros(1, requires_grad=True)
-    b = fg.zeros(1, requires_grad=True)
-    opt = fg.optim.SGD([a, b], lr=lr)
+    a = lib.zeros(1, requires_grad=True)
+    b = lib.zeros(1, requires_grad=True)
+    opt = lib.optim.SGD([a, b], lr=lr)
     losses = []
     for _ in range(steps):
         opt.zero_grad()
@@ -103,16 +102,8 @@ def plot_losses(series: dict[str, list[float]], path: Path, size: tuple[int, int
         )
     draw.text((left, h - bottom + 10), "progress (steps / epochs, normalised)", fill="black")
     draw.text((left, 8), "fivefold.grad: training loss (log scale)", fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

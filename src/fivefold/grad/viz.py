@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from fivefold._common.errors import FivefoldError
+from fivefold.grad._files import atomic_path
 from fivefold.grad.graph import AccumulateGrad, Node
 from fivefold.grad.tensor import Tensor
 
@@ -71,10 +70,7 @@ def dot_available() -> bool:
 def render(dot_text: str, path: Path, fmt: str | None = None) -> Path:
     """Writes dot text, or an image rendered by Graphviz, to ``path`` (atomically)."""
     fmt = fmt or (path.suffix.lstrip(".") or "dot")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if fmt in ("dot", "gv"):
             Path(tmp).write_text(dot_text)
         else:
@@ -94,11 +90,6 @@ def render(dot_text: str, path: Path, fmt: str | None = None) -> Path:
             )
             if result.returncode != 0:
                 raise FivefoldError(f"dot failed for {path}: {result.stderr.strip()}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
