@@ -72,6 +72,20 @@ def _meta(t: Tensor) -> tuple[tuple[int, ...], Any]:
     return (t._data.shape, t._data.dtype)
 
 
+class BinaryBackward(Node):
+    """A two-input op whose formula needs both inputs (``a``, ``b``); ``sa``/``sb`` are the
+    (shape, dtype) each input's gradient is summed and cast back to."""
+
+    __slots__ = ("a", "b", "sa", "sb")
+    a: Any
+    b: Any
+    sa: Any
+    sb: Any
+
+    def _release(self) -> None:
+        self.a = self.b = None
+
+
 def broadcasting(fn: Callable[[Any, Any], Any], ad: Any, bd: Any) -> Any:
     """``fn(ad, bd)``, failing with torch's message when the two shapes do not broadcast."""
     try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from fivefold.grad import _dtype as D
 from fivefold.grad.functions.common import (
+    BinaryBackward,
     _arrays,
     _meta,
     _operand,
@@ -98,21 +99,14 @@ def rsub(a: Tensor, b: Any) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- mul / div
-class MulBackward0(Node):
-    __slots__ = ("a", "b", "sa", "sb")
-    a: Any
-    b: Any
-    sa: Any
-    sb: Any
+class MulBackward0(BinaryBackward):
+    __slots__ = ()
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
         ga = ops.fix(g * ops.v(self.b), *self.sa) if nf[0][0] is not None else None
         gb = ops.fix(g * ops.v(self.a), *self.sb) if nf[1][0] is not None else None
         return (ga, gb)
-
-    def _release(self) -> None:
-        self.a = self.b = None
 
 
 def mul(a: Tensor, b: Any) -> Tensor:
@@ -150,12 +144,8 @@ def mul(a: Tensor, b: Any) -> Tensor:
     return _wrap(out, None)
 
 
-class DivBackward0(Node):
-    __slots__ = ("a", "b", "sa", "sb")
-    a: Any
-    b: Any
-    sa: Any
-    sb: Any
+class DivBackward0(BinaryBackward):
+    __slots__ = ()
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
@@ -163,9 +153,6 @@ class DivBackward0(Node):
         ga = ops.fix(g / b, *self.sa) if nf[0][0] is not None else None
         gb = ops.fix(-g * ops.v(self.a) / (b * b), *self.sb) if nf[1][0] is not None else None
         return (ga, gb)
-
-    def _release(self) -> None:
-        self.a = self.b = None
 
 
 def _true_div_dtype(out: Any, ad: Any, bd: Any) -> Any:
@@ -251,13 +238,9 @@ class PowBackward0(Node):
         self.a = None
 
 
-class PowBackward1(Node):
-    __slots__ = ("a", "b", "out", "sa", "sb")
-    a: Any
-    b: Any
+class PowBackward1(BinaryBackward):
+    __slots__ = ("out",)
     out: Any
-    sa: Any
-    sb: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
@@ -272,9 +255,6 @@ class PowBackward1(Node):
             term = ops.where(zero, out * 0, out * ops.log(ops.where(zero, a * 0 + 1, a)))
             gb = ops.fix(g * term, *self.sb)
         return (ga, gb)
-
-    def _release(self) -> None:
-        self.a = self.b = None
 
 
 class PowBackward2(Node):
@@ -326,12 +306,8 @@ def rpow(a: Tensor, base: Any) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- max/min/where
-class MaximumBackward0(Node):
-    __slots__ = ("a", "b", "sa", "sb", "take_max")
-    a: Any
-    b: Any
-    sa: Any
-    sb: Any
+class MaximumBackward0(BinaryBackward):
+    __slots__ = ("take_max",)
     take_max: Any
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
@@ -343,9 +319,6 @@ class MaximumBackward0(Node):
         ga = ops.fix(g * ops.const(wa), *self.sa) if nf[0][0] is not None else None
         gb = ops.fix(g * ops.const(1 - wa), *self.sb) if nf[1][0] is not None else None
         return (ga, gb)
-
-    def _release(self) -> None:
-        self.a = self.b = None
 
 
 class MinimumBackward0(MaximumBackward0):

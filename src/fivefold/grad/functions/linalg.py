@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fivefold.grad.functions.common import _arrays, _saved
+from fivefold.grad.functions.common import BinaryBackward, _arrays, _saved
 from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _wrap
@@ -38,12 +38,8 @@ def _shape_error(ad: Any, bd: Any) -> RuntimeError:
     )
 
 
-class MmBackward0(Node):
-    __slots__ = ("a", "b", "sa", "sb")
-    a: Any
-    b: Any
-    sa: Any
-    sb: Any
+class MmBackward0(BinaryBackward):
+    __slots__ = ()
 
     def apply(self, g: Any, ops: Any) -> tuple[Any, Any]:
         nf = self.next_functions
@@ -51,9 +47,6 @@ class MmBackward0(Node):
         ga = ops.fix(ops.matmul(g, ops.swap(b)), *self.sa) if nf[0][0] is not None else None
         gb = ops.fix(ops.matmul(ops.swap(a), g), *self.sb) if nf[1][0] is not None else None
         return (ga, gb)
-
-    def _release(self) -> None:
-        self.a = self.b = None
 
 
 class BmmBackward0(MmBackward0):
