@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from email.utils import make_msgid
@@ -159,10 +160,8 @@ class _Worker:
         self.later: list[_Partial] = []
 
     def next_job(self) -> Job | None:
-        try:
-            return self.run.queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
+        queue = self.run.queue
+        return queue.popleft() if queue else None
 
     async def loop(self) -> None:
         try:
@@ -277,7 +276,11 @@ class _Worker:
                     self.later.append(_Partial(job, data, result, list(delivery.retry), delivery.retry, 1))
                 else:
                     run.outbox.transition(done=self.record(job, result, [], {}), sending=None)
-            await run.commit(done, carry.job.key if carry is not None else None)
+            sending = carry.job.key if carry is not None else None
+            if run.durable:
+                await run.commit(done, sending)
+            else:  # no disk, nothing to wait for
+                run.outbox.transition(done=done, sending=sending)
             job = self.next_job() if job is not None and not self.later else None
 
     def settle(self, carry: _Partial, delivery: Delivery, reply: tuple[int, str]) -> Finished | None:
@@ -370,7 +373,7 @@ class _Run:
     endpoint: Endpoint
     options: ConnectOptions
     outbox: Outbox | MemoryJournal
-    queue: asyncio.Queue[Job]
+    queue: deque[Job]  # the workers share one event loop: a plain deque is enough
     report: BulkReport
     retries: int
     backoff: float
@@ -380,10 +383,13 @@ class _Run:
     pending: list[tuple[Finished | None, str | None]] = field(default_factory=list)
     committed: asyncio.Future[None] | None = None
 
+    def __post_init__(self) -> None:
+        self.durable = not isinstance(self.outbox, MemoryJournal)
+
     async def commit(self, done: Finished | None, sending: str | None) -> None:
         if done is None and sending is None:
             return
-        if isinstance(self.outbox, MemoryJournal):  # nothing to share: no disk
+        if not self.durable:  # nothing to share: no disk
             self.outbox.transition(done=done, sending=sending)
             return
         self.pending.append((done, sending))
@@ -424,7 +430,7 @@ async def send_jobs(jobs: list[Job], endpoint: Endpoint, options: ConnectOptions
         if retry_failed:
             journal.requeue_failed()
         known = journal.enqueue((job.key, job.message_id) for job in jobs)
-        queue: asyncio.Queue[Job] = asyncio.Queue()
+        queue: deque[Job] = deque()
         for job in jobs:
             state, stored_id = known[job.key]
             if state in ("sent", "failed"):
@@ -432,13 +438,13 @@ async def send_jobs(jobs: list[Job], endpoint: Endpoint, options: ConnectOptions
                 continue
             if stored_id:
                 job.message_id = stored_id  # a resent message keeps its Message-ID
-            queue.put_nowait(job)
+            queue.append(job)
         if journal.in_flight_at_start:
             log.warning("outbox %s: %d message(s) were in flight when the last run stopped; sending "
                         "them again (the server may already have them)", outbox, journal.in_flight_at_start)
-        run = _Run(endpoint, options, journal, queue, report, retries, backoff, queue.qsize(), progress,
+        run = _Run(endpoint, options, journal, queue, report, retries, backoff, len(queue), progress,
                    pipelining)
-        workers = [_Worker(run) for _ in range(min(concurrency, max(1, queue.qsize())))]
+        workers = [_Worker(run) for _ in range(min(concurrency, max(1, len(queue))))]
         tasks = [asyncio.create_task(worker.loop()) for worker in workers]
         try:
             await asyncio.gather(*tasks)

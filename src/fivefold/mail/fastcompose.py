@@ -30,6 +30,17 @@ _PLAIN_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
 _ATEXT_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
 
 
+class WireReady(bytes):
+    """Message bytes known to be ready for DATA as they are: every line ends in CRLF (the
+    last one too) and none starts with a dot, so neither line-end normalising nor
+    dot-stuffing has to scan them again (:func:`fivefold.mail.pipeline.wire_body`)."""
+
+
+def _wire_clean(data: bytes) -> bool:
+    return (data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r") and not data.startswith(b".")
+            and b"\n." not in data)
+
+
 class Skeleton:
     """The prototype message cut into constant byte pieces and named slots."""
 
@@ -63,6 +74,13 @@ class Skeleton:
         self.boundaries = re.findall(rb'boundary="([^"]+)"', raw)
         # Per fill: copy the constant pieces, drop the values into the slots' places.
         self._template = [piece if isinstance(piece, bytes) else b"" for piece in self.pieces]
+        # The slot values are CRLF-clean by construction (headers are checked for CR/LF and
+        # folded with CRLF, bodies are re-ended with CRLF, and base64 has no dots), so the
+        # constant pieces, checked once here, decide whether fills are ready for the wire;
+        # only a 7bit body line starting with a dot then needs stuffing.
+        last = self.pieces[-1]
+        self._wire = all(_wire_clean(piece) for piece in self._template) \
+            and isinstance(last, bytes) and last.endswith(b"\r\n")
         self._slots = [(i, piece) for i, piece in enumerate(self.pieces) if isinstance(piece, str)]
         # A body can only contain a boundary if it contains their common start (the stdlib's
         # are "===============<digits>=="): one scan instead of one per boundary.
@@ -100,19 +118,23 @@ class Skeleton:
             "DATE": format_datetime(date).encode() if date is not None else _date_now(),
             "MSGID": message_id.encode(),
         }
-        for name, body in (("TEXT", text), ("HTML", html)):
-            if body is None:
-                continue
-            cte, payload = _encode_body(body)
-            values[f"{name}CTE"] = cte
-            values[name] = payload
-        bodies = (values.get("TEXT", b""), values.get("HTML", b""))
-        if (self._probe is None or any(self._probe in body for body in bodies)) and any(
-                boundary in body for boundary in self.boundaries for body in bodies):
+        text_cte, text_body = _encode_body(text)
+        values["TEXTCTE"], values["TEXT"] = text_cte, text_body
+        html_body = b""
+        if (html is not None) != self.has_html:
+            return None  # another shape than this skeleton's
+        if html is not None:
+            values["HTMLCTE"], values["HTML"] = _, html_body = _encode_body(html)
+        probe = self._probe
+        if (probe is None or probe in text_body or probe in html_body) and any(
+                boundary in body for boundary in self.boundaries for body in (text_body, html_body)):
             return None
         parts = self._template.copy()
         for index, name in self._slots:
             parts[index] = values[name]
+        if self._wire and not (text_body.startswith(b".") or b"\n." in text_body
+                               or html_body.startswith(b".") or b"\n." in html_body):
+            return WireReady(b"".join(parts))
         return b"".join(parts)
 
 
@@ -214,7 +236,7 @@ def _encode_body(body: str) -> tuple[bytes, bytes]:
         data += b"\n"
     # A body holding a slot marker anywhere goes base64 (stricter than needed, and one scan).
     if data.isascii() and b"\r" not in data and b"ZZfivefoldslot" not in data \
-            and max(map(len, data.split(b"\n"))) < 990:
+            and (len(data) < 990 or max(map(len, data.split(b"\n"))) < 990):
         return b"7bit", data[:-1].replace(b"\n", b"\r\n")
     encoded = base64.encodebytes(data)
     return b"base64", encoded[:-1].replace(b"\n", b"\r\n")

@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     error TEXT,
     updated REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state);
+-- An index on state made every state change update it too; the counts it served run once
+-- per batch, and a scan of the table is fast enough for them.
+DROP INDEX IF EXISTS outbox_state;
 """
 
 
@@ -66,6 +68,7 @@ class Outbox:
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"outbox {path}: not a usable SQLite journal ({exc})") from None
         self.in_flight_at_start = self.count("sending")
+        self._rowids: dict[str, int] = {}  # key -> rowid, so updates need no key lookup
 
     def close(self) -> None:
         self.db.close()
@@ -96,8 +99,10 @@ class Outbox:
             self.db.execute("ROLLBACK")
             raise
         known: dict[str, tuple[str, str | None]] = {}
-        for key, state, message_id in self.db.execute("SELECT key, state, message_id FROM outbox"):
+        rows = self.db.execute("SELECT rowid, key, state, message_id FROM outbox")
+        for rowid, key, state, message_id in rows:
             known[key] = (state, message_id)
+            self._rowids[key] = rowid
         return known
 
     def transition(self, *, done: Finished | None, sending: str | None) -> None:
@@ -135,20 +140,29 @@ class Outbox:
         now = time.time()
         # A key is never both finished and started in one group (a worker waits for the commit
         # of "sending" before its DATA), so the two kinds can go as two batched statements.
-        finished = [("sent" if done.sent else "failed", json.dumps(done.accepted),
-                     json.dumps(done.refused, ensure_ascii=False), done.error, now, done.key)
+        # By rowid (the table's own b-tree; every key has one once enqueued), else by key.
+        rowids = self._rowids
+        where = "rowid" if all(k in rowids for k in self._keys(items)) else "key"
+        ref = rowids.__getitem__ if where == "rowid" else str
+        finished = [("sent" if done.sent else "failed", _json_list(done.accepted),
+                     json.dumps(done.refused, ensure_ascii=False) if done.refused else "{}", done.error, now,
+                     ref(done.key))
                     for done, _ in items if done is not None]
-        started = [(now, key) for _, key in items if key is not None]
+        started = [(now, ref(key)) for _, key in items if key is not None]
         self.db.execute("BEGIN")
         try:
             self.db.executemany("UPDATE outbox SET state = ?, accepted = ?, refused = ?, error = ?, "
-                                "updated = ? WHERE key = ?", finished)
+                                f"updated = ? WHERE {where} = ?", finished)
             self.db.executemany("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
-                                "WHERE key = ?", started)
+                                f"WHERE {where} = ?", started)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _keys(items: list[tuple[Finished | None, str | None]]) -> list[str]:
+        return [key for done, sending in items for key in (done.key if done else None, sending) if key]
 
     def mark_sending(self, key: str) -> None:
         self.db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated = ? "
@@ -175,6 +189,13 @@ class Outbox:
                         "accepted": json.loads(accepted) if accepted else [],
                         "refused": json.loads(refused) if refused else {}, "error": error})
         return out
+
+
+def _json_list(items: list[str]) -> str:
+    """``json.dumps(items)``, joined directly when no item needs escaping (the usual case)."""
+    if all(item.isascii() and item.isprintable() and '"' not in item and "\\" not in item for item in items):
+        return '["' + '", "'.join(items) + '"]' if items else "[]"
+    return json.dumps(items)
 
 
 class MemoryJournal:
