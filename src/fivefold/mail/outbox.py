@@ -99,8 +99,8 @@ class Outbox:
             self.db.execute("ROLLBACK")
             raise
         known: dict[str, tuple[str, str | None]] = {}
-        rows = self.db.execute("SELECT rowid, key, state, message_id FROM outbox")
-        for rowid, key, state, message_id in rows:
+        stored = self.db.execute("SELECT rowid, key, state, message_id FROM outbox")
+        for rowid, key, state, message_id in stored:
             known[key] = (state, message_id)
             self._rowids[key] = rowid
         return known
