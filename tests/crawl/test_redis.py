@@ -53,3 +53,46 @@ def test_redis_frontier_resumes_and_dedups(serve, redis_url: str, tmp_path: Path
     second = asyncio.run(crawl(gallery_rules(served.start), out, options))
     assert second.requests < 8 + 2 + 8 - 3  # nothing fetched twice
     check_complete(out, served.site)
+
+
+def test_worker_killed_mid_crawl_its_urls_are_reclaimed(serve, redis_url: str, tmp_path: Path) -> None:
+    import hashlib
+    import signal
+    import time
+
+    import redis
+
+    served = serve(index_pages=3, per_page=10, latency_ms=60.0, duplicate_every=7)
+    out = tmp_path / "shared-out"
+    command = [sys.executable, "-m", "fivefold", "crawl", served.start, "--follow", "a.detail",
+               "--media", "img.photo", "--title", "h1", "--out", str(out), "--frontier", redis_url,
+               "--crawl-id", "lease-test", "--lease", "1.5", "--concurrency", "3", "--per-host", "3",
+               "--json"]
+    victim = subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    survivor = subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    inflight_key = "fivefold:crawl:" + hashlib.sha256(b"lease-test").hexdigest()[:16] + ":inflight"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        # Kill the victim while it holds URLs: both workers have claimed, more than the
+        # survivor alone can hold (3) are in flight.
+        deadline = time.monotonic() + 30
+        while client.zcard(inflight_key) <= 3 and victim.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        held_at_kill = client.zcard(inflight_key)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        stdout, stderr = survivor.communicate(timeout=90)  # the old 300 s lease would hang here
+    finally:
+        for process in (victim, survivor):
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+    assert held_at_kill > 3, "the victim was killed before it held anything"
+    assert survivor.returncode == 0, stderr
+    assert client.zcard(inflight_key) == 0
+    client.close()
+    check_complete(out, served.site)  # every file exactly once, with the server's bytes
+    rows = read_manifest(out)
+    assert len(rows) == 30 and len({r.url for r in rows}) == 30
+    assert json.loads(stdout)["stored_files"] == len(set(served.site.expected_files().values()))

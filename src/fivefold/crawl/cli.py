@@ -57,12 +57,11 @@ def _fields(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--allow", multiple=True, metavar="REGEX", help="Follow only links matching (repeatable).")
 @click.option("--deny", multiple=True, metavar="REGEX", help="Never follow links matching (repeatable).")
 @click.option("--rules", "rules_file", type=click.Path(path_type=Path), help="TOML rules file.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("crawl-out"),
-              show_default=True,
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, show_default="crawl-out",
               help="Output directory (rerunning with the same one resumes).")
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
-@click.option("--per-host", type=click.IntRange(1, 1024), default=8, show_default=True)
-@click.option("--delay", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=None, show_default="16")
+@click.option("--per-host", type=click.IntRange(1, 1024), default=None, show_default="8")
+@click.option("--delay", type=click.FloatRange(0), default=None, show_default="0",
               help="Seconds between requests to one host (robots.txt Crawl-delay raises it).")
 @click.option("--max-depth", type=click.IntRange(0), default=None)
 @click.option("--max-files", type=click.IntRange(1), default=None, help="Stop after storing this many files.")
@@ -79,22 +78,40 @@ def _fields(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--crawl-id", default=None, help="Names the crawl in a shared frontier (default: start URLs).")
 @click.option("--resume/--restart", default=True, show_default=True,
               help="Resume the crawl in --out, or forget its frontier (stored files are kept).")
-@click.option("--retries", type=click.IntRange(0), default=4, show_default=True)
-@click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+@click.option("--retries", type=click.IntRange(0), default=None, show_default="4")
+@click.option("--timeout", type=click.FloatRange(0.1), default=None, show_default="30",
               help="Seconds without progress before a request is retried.")
-@click.option("--fsync", is_flag=True, help="fsync each file before it gets its name (power-cut safety).")
+@click.option("--fsync", is_flag=True, default=None,
+              help="fsync each file before it gets its name (power-cut safety).")
+@click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default=None, show_default="auto",
+              help="Event loop: uvloop when installed (auto), or asyncio's.")
+@click.option("--lease", type=click.FloatRange(1), default=None, show_default="30",
+              help="--frontier: seconds before the URLs of a worker that died go back to the queue.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run_command(urls: tuple[str, ...], follow: tuple[str, ...], media: tuple[str, ...], title: str | None,
                 fields: tuple[str, ...], paginate: str | None, allow: tuple[str, ...], deny: tuple[str, ...],
-                rules_file: Path | None, out_dir: Path, concurrency: int, per_host: int, delay: float,
+                rules_file: Path | None, out_dir: Path | None, concurrency: int | None,
+                per_host: int | None, delay: float | None,
                 max_depth: int | None, max_files: int | None, max_bytes: str | None, min_bytes: str | None,
                 types: str | None, name_template: str | None, generic: bool | None, all_sites: bool,
-                no_robots: bool, frontier: str | None, crawl_id: str | None, resume: bool, retries: int,
-                timeout: float, fsync: bool, as_json: bool) -> None:
-    """Crawl URL... and download the media the rules select into --out."""
-    from fivefold.crawl.config import Options
-    from fivefold.crawl.rules import load_rules, parse_size, rules_from_flags
+                no_robots: bool, frontier: str | None, crawl_id: str | None, resume: bool,
+                retries: int | None, timeout: float | None, fsync: bool | None, loop: str | None,
+                lease: float | None, as_json: bool) -> None:
+    """Crawl URL... and download the media the rules select into --out.
 
+    Defaults for --out, --concurrency, --per-host, --delay, --retries, --timeout, --frontier,
+    --crawl-id, --fsync, --loop and --lease may be set in fivefold.toml ([crawl]) or as
+    FIVEFOLD_CRAWL_<NAME>; flags win.
+    """
+    from fivefold.crawl.rules import load_rules, parse_size, rules_from_flags
+    from fivefold.crawl.settings import crawl_settings, options_from
+
+    settings = crawl_settings({
+        "out": str(out_dir) if out_dir is not None else None, "concurrency": concurrency,
+        "per_host": per_host, "delay": delay, "retries": retries, "timeout": timeout, "frontier": frontier,
+        "crawl_id": crawl_id, "fsync": fsync, "loop": loop, "lease": lease,
+    })
+    frontier = settings.get("frontier")
     if frontier is not None and not frontier.startswith(("redis://", "rediss://", "unix://")):
         raise UsageError(f"--frontier: expected redis://host:port/db, got {frontier!r}")
     base = load_rules(rules_file) if rules_file is not None else None
@@ -108,8 +125,8 @@ def run_command(urls: tuple[str, ...], follow: tuple[str, ...], media: tuple[str
         name=name_template, generic=generic,
         same_site=False if all_sites else None, robots=False if no_robots else None,
     )
-    options = Options(concurrency=concurrency, per_host=per_host, delay=delay, retries=retries,
-                      timeout=timeout, frontier=frontier, restart=not resume, fsync=fsync, crawl_id=crawl_id)
+    options = options_from(settings, restart=not resume)
+    out_dir = Path(settings.get("out", "crawl-out"))
     # aiohttp and friends load only once the input is known to be good: usage errors stay fast.
     from fivefold._common.jsonout import emit
     from fivefold._common.progress import progress_bar

@@ -23,6 +23,7 @@ class Options:
     progress: bool | None = None  # None: when stderr is a terminal
     crawl_id: str | None = None  # names the crawl in a shared frontier; default from the start URLs
     loop: str = "auto"  # event loop for run_crawl: auto (uvloop if installed), uvloop, asyncio
+    lease: float = 30.0  # shared frontier: seconds before a dead worker's URLs go back to the queue
 
 
 @dataclass(slots=True)

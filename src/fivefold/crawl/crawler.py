@@ -42,7 +42,7 @@ from fivefold.crawl.manifest import Row
 from fivefold.crawl.names import extension_for
 from fivefold.crawl.politeness import Host, backoff
 from fivefold.crawl.rules import Rules
-from fivefold.crawl.state import Counts, Item, State
+from fivefold.crawl.state import Counts, Item, ReservationBusy, State
 from fivefold.crawl.store import Store
 from fivefold.crawl.urls import host_of, site_of
 
@@ -126,7 +126,7 @@ class Crawler:
             from fivefold.crawl.redis_state import RedisState
 
             crawl_id = self.options.crawl_id or "|".join(self.rules.start)
-            return await RedisState.connect(self.options.frontier, crawl_id)
+            return await RedisState.connect(self.options.frontier, crawl_id, self.options.lease)
         from fivefold.crawl.sqlite_state import SqliteState
 
         self._lock_handle = open(self.store.state_dir / "lock", "w")  # noqa: SIM115
@@ -500,7 +500,11 @@ class Crawler:
                   result.sha256, result.size, result.content_type, "stored")
         ext = extension_for(item.url, result.content_type)
         names = store.candidate_names(rules.name, item, result.sha256, ext, title, host.name)
-        path, is_new = await state.reserve(result.sha256, names, row, item.depth)
+        try:
+            path, is_new = await state.reserve(result.sha256, names, row, item.depth)
+        except ReservationBusy:
+            remove(result.temp)
+            raise FetchError("the same bytes are being stored by another worker", retryable=True) from None
         row.path = path
         if is_new:
             try:

@@ -3,12 +3,19 @@
 Every worker (process, machine) runs the same command with the same ``--frontier`` and an
 output directory on shared storage. Claims are atomic (Lua), so a URL is in flight at one
 worker at a time; file names and content hashes are reserved with ``HSETNX``, so each file
-is stored once whoever downloads it. A claim carries a lease: URLs in flight at a worker
-that died go back to the queue when their lease runs out (:data:`LEASE_S`).
+is stored once whoever downloads it.
+
+A claim carries a lease (``Options.lease``, default :data:`LEASE_S`): a worker renews the
+leases of everything it holds every third of a lease, and every claim first puts the URLs
+whose lease ran out back in the queue, so the work of a worker that died (``kill -9``, a
+lost machine) is picked up by the others one lease later. A worker that was only slow may
+then see its URL fetched twice; each file is still stored once. Workers' clocks must agree
+to well within a lease.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -19,10 +26,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from fivefold._common.errors import FivefoldError
+from fivefold._common.log import get_logger
 from fivefold.crawl.manifest import Row
-from fivefold.crawl.state import DONE, FAILED, QUEUED, Counts, Item, Pending, State
+from fivefold.crawl.state import DONE, FAILED, QUEUED, Counts, Item, Pending, ReservationBusy, State
 
-LEASE_S = 300.0
+LEASE_S = 30.0
+log = get_logger("crawl")
 
 _ADD = """
 local new = 0
@@ -36,7 +45,16 @@ end
 return new
 """
 # KEYS: media queue, page queue, in-flight, urls. ARGV: now, limit, lease deadline.
+# Expired leases first: their URLs go back to their queue (a worker died holding them).
 _CLAIM = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+for _, url in ipairs(expired) do
+  redis.call('ZREM', KEYS[3], url)
+  local data = cjson.decode(redis.call('HGET', KEYS[4], url))
+  local queue = KEYS[2]
+  if data['k'] == 'media' then queue = KEYS[1] end
+  redis.call('ZADD', queue, 0, url)
+end
 local limit = tonumber(ARGV[2])
 local out = {}
 for _, queue in ipairs({KEYS[1], KEYS[2]}) do
@@ -77,8 +95,11 @@ def _decode(url: str, text: str) -> tuple[Item, dict[str, Any]]:
 
 
 class RedisState(State):
-    def __init__(self, client: Any, crawl_id: str) -> None:
+    def __init__(self, client: Any, crawl_id: str, lease: float = LEASE_S) -> None:
         self.r = client
+        self.lease = lease
+        self._mine: set[str] = set()  # URLs this worker holds: their leases are renewed
+        self._renewer: asyncio.Task[None] | None = None
         prefix = "fivefold:crawl:" + hashlib.sha256(crawl_id.encode()).hexdigest()[:16]
         self.k = {name: f"{prefix}:{name}" for name in (
             "urls", "qmedia", "qpage", "inflight", "failed", "done", "files", "names", "stored",
@@ -89,13 +110,34 @@ class RedisState(State):
         self._index = 0
 
     @classmethod
-    async def connect(cls, url: str, crawl_id: str) -> RedisState:
+    async def connect(cls, url: str, crawl_id: str, lease: float = LEASE_S) -> RedisState:
         try:
             client = aioredis.from_url(url, decode_responses=True)
             await client.ping()
         except (RedisError, OSError, ValueError) as exc:
             raise FivefoldError(f"cannot use frontier {url}: {exc}") from None
-        return cls(client, crawl_id)
+        state = cls(client, crawl_id, lease)
+        state._renewer = asyncio.get_running_loop().create_task(state._renew_leases())
+        return state
+
+    async def _renew_leases(self) -> None:
+        """Every third of a lease, pushes back the deadline of every URL this worker holds."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            held = list(self._mine)
+            if not held:
+                continue
+            deadline = time.time() + self.lease
+            try:
+                # XX: only URLs still in flight (a finished one must not come back).
+                for start in range(0, len(held), 500):
+                    await self.r.zadd(self.k["inflight"], dict.fromkeys(held[start:start + 500], deadline),
+                                      xx=True)
+            except (RedisError, OSError) as exc:  # the next round tries again; the crawl reports errors
+                log.warning("cannot renew leases: %s", exc)
+
+    def _let_go(self, url: str) -> None:
+        self._mine.discard(url)
 
     async def recover(self) -> int:
         k = self.k
@@ -113,13 +155,14 @@ class RedisState(State):
     async def claim(self, limit: int, now: float, *, media_only: bool = False) -> list[Item]:
         k = self.k
         flat = await self._claim(keys=[k["qmedia"], k["qpage"], k["inflight"], k["urls"]],
-                                 args=[now, limit, now + LEASE_S])
+                                 args=[now, limit, now + self.lease])
         items = []
         for url, text in zip(flat[::2], flat[1::2], strict=True):
             item, _ = _decode(url, text)
             self._index += 1
             item.index = self._index
             items.append(item)
+            self._mine.add(url)
         return items
 
     async def next_due(self) -> float | None:
@@ -137,6 +180,7 @@ class RedisState(State):
             return int(sum(await pipe.execute()))
 
     async def done(self, item: Item) -> None:
+        self._let_go(item.url)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.k["urls"], item.url, _encode(item, DONE))
             pipe.zrem(self.k["inflight"], item.url)
@@ -145,6 +189,7 @@ class RedisState(State):
 
     async def retry(self, item: Item, not_before: float, error: str) -> None:
         queue = self.k["qmedia"] if item.kind == "media" else self.k["qpage"]
+        self._let_go(item.url)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.k["urls"], item.url, _encode(item, QUEUED, error))
             pipe.zrem(self.k["inflight"], item.url)
@@ -152,6 +197,7 @@ class RedisState(State):
             await pipe.execute()
 
     async def fail(self, item: Item, error: str, row: Row | None = None) -> str | None:
+        self._let_go(item.url)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.k["urls"], item.url, _encode(item, FAILED, error))
             pipe.zrem(self.k["inflight"], item.url)
@@ -171,7 +217,7 @@ class RedisState(State):
         k = self.k
         found = await self.r.hget(k["files"], sha256)
         if found is not None:
-            return str(json.loads(found)["path"]), False
+            return await self._reserved(sha256, json.loads(found), row, depth)
         for name in names:
             if not await self.r.hsetnx(k["names"], name, sha256):
                 continue
@@ -179,8 +225,25 @@ class RedisState(State):
             if await self.r.hsetnx(k["files"], sha256, entry):
                 return name, True
             await self.r.hdel(k["names"], name)  # another worker reserved these bytes meanwhile
-            return str(json.loads(await self.r.hget(k["files"], sha256))["path"]), False
+            return await self._reserved(sha256, json.loads(await self.r.hget(k["files"], sha256)), row, depth)
         raise RuntimeError("no free file name")
+
+    async def _reserved(self, sha256: str, entry: dict[str, Any], row: Row, depth: int) -> tuple[str, bool]:
+        """These bytes have a reservation: a duplicate if stored, else busy or abandoned."""
+        path = str(entry["path"])
+        if await self.r.sismember(self.k["stored"], sha256):
+            return path, False
+        if entry["at"] + self.lease > time.time():
+            raise ReservationBusy(path)  # a live worker is renaming them into place right now
+        # Its worker died between reserving and recording (the file may or may not be in
+        # place): one surviving worker takes the reservation over and stores the bytes again.
+        claim_key = f"{self.k['files']}:takeover:{sha256}"
+        if not await self.r.set(claim_key, "1", nx=True, ex=max(1, int(self.lease))):
+            raise ReservationBusy(path)
+        row.path = path
+        entry.update(row=row.to_json(), depth=depth, at=time.time())
+        await self.r.hset(self.k["files"], sha256, json.dumps(entry))
+        return path, True
 
     async def commit(self, item: Item, row: Row) -> str:
         if row.status == "stored" and row.sha256:
@@ -191,7 +254,7 @@ class RedisState(State):
 
     async def pending_files(self) -> list[Pending]:
         stored = set(await self.r.smembers(self.k["stored"]))
-        cutoff = time.time() - LEASE_S
+        cutoff = time.time() - self.lease
         pending = []
         for sha, text in (await self.r.hgetall(self.k["files"])).items():
             entry = json.loads(text)
@@ -263,4 +326,7 @@ class RedisState(State):
             await self.r.srem(k["failed"], url)
 
     async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         await self.r.aclose()

@@ -35,6 +35,10 @@ class Item:
         return compact_json(self.meta) if self.meta else ""
 
 
+class ReservationBusy(Exception):
+    """Raised by :meth:`State.reserve`: another live worker is storing the same bytes right now."""
+
+
 @dataclass(slots=True)
 class Pending:
     """A file whose name was reserved but whose rename may or may not have happened."""
@@ -101,7 +105,8 @@ class State(abc.ABC):
     @abc.abstractmethod
     async def reserve(self, sha256: str, names: Iterable[str], row: Row, depth: int) -> tuple[str, bool]:
         """``(path, True)``: the first free name of ``names`` is now pending for these bytes;
-        ``(path, False)``: these bytes are already stored (or pending) at ``path``."""
+        ``(path, False)``: these bytes are already stored (or pending in this process) at
+        ``path``; :class:`ReservationBusy`: another worker is storing them right now."""
 
     @abc.abstractmethod
     async def commit(self, item: Item, row: Row) -> str:
