@@ -45,15 +45,18 @@ _SIMPLE = re.compile(r"^(?:([A-Za-z0-9 ._-]*?) ?<)?([A-Za-z0-9._%+-]+)"
                      r"@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)>?$")
 
 
-def parse_address(value: str, *, field: str = "address") -> Address:
-    """``'Name <user@example.org>'`` or ``'user@example.org'`` as a validated ``Address``."""
-    return _parse_address(value, field)
+def parse_address(value: str, *, field: str = "address", name: str = "") -> Address:
+    """``'Name <user@example.org>'`` or ``'user@example.org'`` as a validated ``Address``;
+    ``name`` (checked for CR/LF) is the display name when ``value`` has none."""
+    if name:
+        check_header_value("name", name)
+    return _parse_address(value, field, name)
 
 
 # ``Address`` is immutable, so one parse can serve every message of a batch that repeats the
 # sender or a Cc. Only successes are cached: an error is raised afresh, naming its field.
 @functools.lru_cache(maxsize=512)
-def _parse_address(value: str, field: str) -> Address:
+def _parse_address(value: str, field: str, default_name: str) -> Address:
     check_header_value(field, value)
     simple = _SIMPLE.match(value)
     if simple is not None:
@@ -61,7 +64,14 @@ def _parse_address(value: str, field: str) -> Address:
         if (name is None) == (value[-1] != ">") and ".." not in local and local[0] != "." \
                 and local[-1] != ".":
             # The common case (plain ASCII, dot-atom local part) without the full RFC 5322 parser.
-            return Address(display_name=(name or "").strip(), username=local, domain=domain)
+            return Address(display_name=(name or "").strip() or default_name, username=local, domain=domain)
+    address = _parse_full(value, field)
+    if default_name and not address.display_name:
+        return Address(display_name=default_name, username=address.username, domain=address.domain)
+    return address
+
+
+def _parse_full(value: str, field: str) -> Address:
     text = value.strip()
     if not text:
         raise AddressError(f"{field}: empty address")

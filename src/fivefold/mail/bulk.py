@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fivefold.mail.bulk")
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One message of a batch, built lazily by the worker: bytes, or a streamed message whose
     large attachments are read from disk while DATA is written."""
@@ -115,17 +115,21 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
     skeletons = SkeletonCache() if dkim is None else None
     # Message-IDs as merge makes them: one make_msgid() per batch, numbered per message.
     batch_id = make_msgid(domain="x").strip("<>").partition("@")[0]  # no getfqdn() lookup
+    senders: dict[str, tuple[str, str]] = {}
     for index, message in enumerate(batch):
         try:
             parsed = message.check()
         except FivefoldError as exc:
             raise type(exc)(f"message {index + 1}: {exc}") from None
-        sender = parsed.sender.addr_spec
+        known = senders.get(message.sender)  # a batch usually has one sender: derive once
+        if known is None:
+            known = senders[message.sender] = (parsed.sender.addr_spec, msgid_domain(parsed.sender))
+        sender, domain = known
         recipients = [address.addr_spec for address in parsed.recipients]
         utf8 = not (sender.isascii() and all(map(str.isascii, recipients))
                     and all(address.addr_spec.isascii() for address in parsed.reply_to))
         key = keys[index] if keys is not None else _key(index, sender, recipients, message.subject)
-        message_id = message.message_id or f"<{batch_id}.{index}@{msgid_domain(parsed.sender)}>"
+        message_id = message.message_id or f"<{batch_id}.{index}@{domain}>"
 
         def build(mid: str, message: Message = message, parsed: ParsedAddresses = parsed,
                   utf8: bool = utf8) -> bytes | StreamedMessage:
@@ -139,7 +143,7 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
     return jobs
 
 
-@dataclass
+@dataclass(slots=True)
 class _Partial:
     """A message part-way through its attempts: what :meth:`_Worker.process` continues from."""
 

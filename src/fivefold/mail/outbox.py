@@ -27,7 +27,7 @@ from fivefold._common.errors import UsageError
 STATES = ("queued", "sending", "sent", "failed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finished:
     key: str
     sent: bool

@@ -390,7 +390,7 @@ class Dropped(SendError):
         self.body_reply = body_reply
 
 
-@dataclass
+@dataclass(slots=True)
 class Opened:
     """The server's answer to an envelope: ``ready`` when DATA said 354 to someone accepted."""
 

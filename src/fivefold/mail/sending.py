@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fivefold.mail.sending")
 
 
-@dataclass
+@dataclass(slots=True)
 class SendResult:
     """Per-recipient outcome of one message."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fivefold._common.errors import UsageError
-from fivefold.mail.addresses import AddressError, check_header_value, parse_address
+from fivefold.mail.addresses import AddressError, parse_address
 from fivefold.mail.message import Attachment
 
 if TYPE_CHECKING:
@@ -45,22 +45,36 @@ class MergeTemplate:
         html_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True,
                                       keep_trailing_newline=True)
         self._compiled: dict[str, jinja2.Template] = {}
+        self._globals: dict[str, dict[str, Any]] = {}
         self._asts: dict[str, Any] = {}
+        self._envs: dict[str, jinja2.Environment] = {}
+        self._fills: dict[str, _Fill] = {}
         for name, body, env in (("subject", self.subject, self._env), ("text", self.text, self._env),
                                 ("html", self.html, html_env)):
             if body is None:
                 continue
             try:
                 self._asts[name] = env.parse(body)
-                self._compiled[name] = env.from_string(body)
+                self._envs[name] = env
+                fill = _Fill.of(self._asts[name], autoescape=name == "html")
+                if fill is None:
+                    self._template(name)  # compiled now: errors such as an unknown filter show here
+                else:  # compiled only if a row ever needs Jinja (a template of names cannot fail to)
+                    self._fills[name] = fill
             except jinja2.TemplateSyntaxError as exc:
                 raise UsageError(f"{self.source}: {name} template, line {exc.lineno}: "
                                  f"{exc.message}") from None
-        # Template.render() merges the globals (a ChainMap, iterated in Python) into every
-        # row's context; merging them once here saves about a fifth of a render.
-        self._globals = {name: dict(template.globals) for name, template in self._compiled.items()}
-        self._fills = {name: fill for name, ast in self._asts.items()
-                       if (fill := _Fill.of(ast, autoescape=name == "html")) is not None}
+
+    def _template(self, name: str) -> jinja2.Template:
+        template = self._compiled.get(name)
+        if template is None:
+            body = {"subject": self.subject, "text": self.text, "html": self.html}[name]
+            assert body is not None  # only names with a parsed body get here
+            template = self._compiled[name] = self._envs[name].from_string(body)
+            # Template.render() merges the globals (a ChainMap, iterated in Python) into every
+            # row's context; merging them once here saves about a fifth of a render.
+            self._globals[name] = dict(template.globals)
+        return template
 
     def _render(self, name: str, row: dict[str, str]) -> str:
         """``Template.render(row)`` with the globals merged once (same output and errors)."""
@@ -70,7 +84,7 @@ class MergeTemplate:
                 return fill.render(row)
             except KeyError:  # a variable missing from the row: Jinja says which, below
                 pass
-        template = self._compiled[name]
+        template = self._template(name)
         context = dict(self._globals[name])
         context.update(row)
         try:
@@ -125,8 +139,8 @@ class MergeTemplate:
         import jinja2
 
         try:
-            text = self._render("text", row) if "text" in self._compiled else None
-            html = self._render("html", row) if "html" in self._compiled else None
+            text = self._render("text", row) if "text" in self._asts else None
+            html = self._render("html", row) if "html" in self._asts else None
         except jinja2.TemplateError as exc:
             raise UsageError(f"{self.source}: cannot render for {row.get('email', '?')}: {exc}") from None
         return text, html
@@ -135,9 +149,9 @@ class MergeTemplate:
         import jinja2
 
         try:
-            subject = self._compiled["subject"].render(row).strip()
-            text = self._compiled["text"].render(row) if "text" in self._compiled else None
-            html = self._compiled["html"].render(row) if "html" in self._compiled else None
+            subject = self._template("subject").render(row).strip()
+            text = self._template("text").render(row) if "text" in self._asts else None
+            html = self._template("html").render(row) if "html" in self._asts else None
         except jinja2.TemplateError as exc:
             raise UsageError(f"{self.source}: cannot render for {row.get('email', '?')}: {exc}") from None
         return subject, text, html
@@ -227,12 +241,8 @@ def check_rows(rows: list[dict[str, str]], columns: list[str], template: MergeTe
 
 def row_address(row: dict[str, str], column: str, name_column: str | None, *, where: str) -> Address:
     """The row's recipient, with the name column as display name unless the address has one."""
+    name = row.get(name_column, "").strip() if name_column else ""
     try:
-        address = parse_address(row.get(column, ""), field=where)
+        return parse_address(row.get(column, ""), field=where, name=name)
     except AddressError as exc:
         raise UsageError(str(exc)) from None
-    name = row.get(name_column, "").strip() if name_column else ""
-    if name and not address.display_name:
-        check_header_value("name", name)
-        address = Address(display_name=name, username=address.username, domain=address.domain)
-    return address

@@ -228,7 +228,7 @@ def classify_auth(exc: BaseException, endpoint: Endpoint, options: ConnectOption
     return exc
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     """What one transaction did: accepted recipients, refusals, and those worth retrying."""
 
