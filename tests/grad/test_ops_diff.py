@@ -111,7 +111,9 @@ OPS = [
     Op("triu_k", lambda L, a: L.triu(a, 1), min_dims=2),
     Op("masked_fill", lambda L, a: a.masked_fill(a > 0.5, 0.0)),
     Op("gather", lambda L, a: a.gather(-1, L.zeros(a.shape, dtype=L.long)), min_dims=1),
-    Op("layer_norm", lambda L, a: L.nn.functional.layer_norm(a, a.shape[-1:]), min_dims=1),
+    # float32: with 3 close values per row, rstd is large and magnifies rounding in the gradient
+    # (hypothesis found a 4e-4 relative gap; float64 agrees to 1e-9).
+    Op("layer_norm", lambda L, a: L.nn.functional.layer_norm(a, a.shape[-1:]), min_dims=1, scale=10),
     Op("mse", lambda L, a, b: L.nn.functional.mse_loss(a, b), 2, broadcast=False),
     Op(
         "bce_logits",

@@ -94,23 +94,30 @@ def broadcasting(fn: Callable[[Any, Any], Any], ad: Any, bd: Any) -> Any:
         raise broadcast_error(ad, bd) from None
 
 
-def record(
-    out: Any, a: Tensor, node_type: Callable[[Any], Node], saves: str = "none", /, **fields: Any
-) -> Tensor:
-    """``out`` as the result of a one-input op on ``a``.
-
-    When grad mode is on and ``a`` requires grad, the result gets a ``node_type`` node holding
-    ``fields``; ``saves`` is what the node checks for in-place changes at backward: "self"
-    (``a``), "result" (``out``) or "none".
-    """
+def node_for(a: Tensor, node_type: Callable[[Any], Node], /, **fields: Any) -> Any:
+    """A ``node_type`` node holding ``fields`` for a one-input op on ``a``, or None when no graph
+    is recorded (grad mode off, or ``a`` does not require grad)."""
     if not (STATE.enabled and a._rg):
-        return _wrap(out, None)
+        return None
     node = node_type((edge(a),))
     for name, value in fields.items():
         setattr(node, name, value)
+    return node
+
+
+def record(
+    out: Any, a: Tensor, node_type: Callable[[Any], Node], saves: str = "none", /, **fields: Any
+) -> Tensor:
+    """``out`` as the result of a one-input op on ``a``, produced by :func:`node_for`'s node.
+
+    ``saves`` is what that node checks for in-place changes at backward: "self" (``a``),
+    "result" (``out``) or "none".
+    """
+    node = node_for(a, node_type, **fields)
     result = _wrap(out, node)
-    if saves == "self":
-        node._saved = (_saved(a),)
-    elif saves == "result":
-        node._saved = ((result._vc, 0, out, node),)
+    if node is not None:
+        if saves == "self":
+            node._saved = (_saved(a),)
+        elif saves == "result":
+            node._saved = ((result._vc, 0, out, node),)
     return result

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fivefold.grad import _dtype as D
+from fivefold.grad.functions.common import node_for
 from fivefold.grad.graph import Node, edge
 from fivefold.grad.mode import STATE
 from fivefold.grad.tensor import Tensor, _dim, _wrap
@@ -77,11 +78,7 @@ def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 def _reshaped(a: Tensor, arr: Any, cls: type[ViewBackward0]) -> Tensor:
-    if STATE.enabled and a._rg:
-        node = cls((edge(a),))
-        node.shape = a._data.shape
-        return view_of(a, arr, node)
-    return view_of(a, arr, None)
+    return view_of(a, arr, node_for(a, cls, shape=a._data.shape))
 
 
 def reshape(a: Tensor, *shape: Any) -> Tensor:
@@ -227,11 +224,7 @@ def expand(a: Tensor, *sizes: Any) -> Tensor:
                 f"Tensor sizes: [{', '.join(str(s) for s in x.shape)}]"
             )
     arr = np.broadcast_to(x, tuple(target))
-    if STATE.enabled and a._rg:
-        node = ExpandBackward0((edge(a),))
-        node.shape = x.shape
-        return view_of(a, arr, node)
-    return view_of(a, arr, None)
+    return view_of(a, arr, node_for(a, ExpandBackward0, shape=x.shape))
 
 
 def expand_as(a: Tensor, other: Tensor) -> Tensor:
