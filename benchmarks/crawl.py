@@ -7,6 +7,15 @@ neither shares a CPU-time account with the server. Wall time and CPU time are me
 inside each crawler's process around the crawl alone (imports excluded, for both).
 Timed runs are repeated (fivefold and Scrapy in turns) and the fastest of each is reported, so
 that load from other processes on the machine disturbs the comparison as little as possible.
+fivefold runs through ``run_crawl``, as the command line does (uvloop when installed); a row
+with ``loop="asyncio"`` shows what the standard event loop costs.
+
+CPU time is split into user and system time. Output directories are kept until the whole
+benchmark ends, under ``--work-dir`` (default: a new directory in /var/tmp): on ext4 without
+a journal, a file created within a minute or so of many deletions in the same inode group
+costs 0.2-0.4 ms of kernel time (the inode allocator scans the recently freed inodes), so
+deleting each run's 1,000 files right before the next run, or a busy /tmp, inflates the
+system time of whichever crawler runs next.
 Figures: throughput and CPU per request with no latency at concurrency 16; 50 ms latency
 against the latency floor (requests x latency / concurrency) and against Scrapy at
 concurrency 64; RSS with 1,000,000 queued URLs; RSS while downloading one huge file; and
@@ -22,6 +31,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import json
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -36,23 +46,27 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 PY = sys.executable
 
 FIVEFOLD_RUNNER = r"""
-import asyncio, json, resource, sys, time
+import json, resource, sys, time
 from pathlib import Path
 from fivefold.crawl.config import Options
-from fivefold.crawl.crawler import crawl
+from fivefold.crawl.crawler import run_crawl
 from fivefold.crawl.rules import rules_from_flags
 url, out, concurrency, max_bytes = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+loop = sys.argv[5] if len(sys.argv) > 5 else "auto"
 rules = rules_from_flags([url], follow=["a.detail"], media=["img.photo"], title="h1", fields={},
                          paginate=None, allow=[], deny=[], max_bytes=max_bytes)
 def rss_mb():
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
 base = rss_mb()
+before = resource.getrusage(resource.RUSAGE_SELF)
 wall, cpu = time.perf_counter(), time.process_time()
-summary = asyncio.run(crawl(rules, out, Options(concurrency=concurrency, per_host=concurrency)))
+summary = run_crawl(rules, out, Options(concurrency=concurrency, per_host=concurrency, loop=loop))
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+after = resource.getrusage(resource.RUSAGE_SELF)
+peak = after.ru_maxrss / 1024
 print(json.dumps({"wall": wall, "cpu": cpu, "requests": summary.requests + 1, "files": summary.stored_files,
+                  "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime,
                   "rss_base_mb": base, "rss_peak_mb": peak}))
 """
 
@@ -75,6 +89,7 @@ class Gallery(scrapy.Spider):
         if src:
             yield {"file_urls": [response.urljoin(src)], "title": response.css("h1::text").get()}
 
+import resource
 process = CrawlerProcess({
     "ITEM_PIPELINES": {"scrapy.pipelines.files.FilesPipeline": 1}, "FILES_STORE": out,
     "CONCURRENT_REQUESTS": concurrency, "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
@@ -82,13 +97,16 @@ process = CrawlerProcess({
     "DOWNLOAD_DELAY": 0, "COOKIES_ENABLED": False, "RETRY_ENABLED": True,
 })
 crawler = process.create_crawler(Gallery)
+before = resource.getrusage(resource.RUSAGE_SELF)
 wall, cpu = time.perf_counter(), time.process_time()
 process.crawl(crawler)
 process.start()
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+after = resource.getrusage(resource.RUSAGE_SELF)
 stats = crawler.stats.get_stats()
 print(json.dumps({"wall": wall, "cpu": cpu, "requests": stats.get("downloader/request_count", 0),
-                  "files": stats.get("file_status_count/downloaded", 0)}))
+                  "files": stats.get("file_status_count/downloaded", 0),
+                  "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime}))
 """
 
 
@@ -121,21 +139,37 @@ def run_json(code: str, *args: str, timeout: float = 600) -> dict[str, float]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def fivefold(url: str, concurrency: int, max_bytes: int = 1 << 30) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="bench-fivefold-") as out:
-        return run_json(FIVEFOLD_RUNNER, url, out, str(concurrency), str(max_bytes))
+WORK = Path(tempfile.gettempdir())  # set by main(): outputs stay until the benchmark ends
+RESULTS: list[str] = []
+
+
+def out_dir(prefix: str) -> str:
+    return tempfile.mkdtemp(prefix=prefix, dir=WORK)
+
+
+def fivefold(url: str, concurrency: int, max_bytes: int = 1 << 30, loop: str = "auto") -> dict[str, float]:
+    return run_json(FIVEFOLD_RUNNER, url, out_dir("fivefold-"), str(concurrency), str(max_bytes), loop)
 
 
 def scrapy(url: str, concurrency: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="bench-scrapy-") as out:
-        return run_json(SCRAPY_RUNNER, url, out, str(concurrency))
+    return run_json(SCRAPY_RUNNER, url, out_dir("scrapy-"), str(concurrency))
 
 
-def line(label: str, result: dict[str, float]) -> str:
-    rate = result["requests"] / result["wall"]
-    cpu_ms = 1000 * result["cpu"] / result["requests"]
-    return (f"  {label:<26} {result['requests']:>6.0f} req  {result['wall']:6.2f} s  {rate:7.0f} req/s  "
-            f"{cpu_ms:5.2f} ms CPU/req  {result['files']:.0f} files")
+def result(text: str) -> None:
+    """Prints a RESULT line now and again in the closing summary."""
+    print(f"  RESULT {text}")
+    RESULTS.append(text)
+
+
+def cpu_ms(run: dict[str, float]) -> str:
+    per = 1000 / run["requests"]
+    return f"{per * run['cpu']:.2f} ms (user {per * run['user']:.2f} + sys {per * run['sys']:.2f})"
+
+
+def line(label: str, run: dict[str, float]) -> str:
+    rate = run["requests"] / run["wall"]
+    return (f"  {label:<28} {run['requests']:>6.0f} req  {run['wall']:6.2f} s  {rate:7.0f} req/s  "
+            f"CPU/req {cpu_ms(run)}  {run['files']:.0f} files")
 
 
 REPEATS = 3
@@ -160,15 +194,17 @@ def throughput(pages: int, per_page: int) -> None:
     try:
         fivefold(url, 16)  # warms the site's image cache so both peers see the same server
         ours, theirs = alternate(url, 16, REPEATS)
+        standard = best([fivefold(url, 16, loop="asyncio") for _ in range(REPEATS)])
     finally:
         stop(site)
-    print("no latency, concurrency 16:")
+    print("no latency, concurrency 16 (the demo site runs in its own process):")
     print(line("fivefold.crawl", ours))
+    print(line("fivefold.crawl, asyncio loop", standard))
     print(line("scrapy + FilesPipeline", theirs))
     ratio = (ours["requests"] / ours["wall"]) / (theirs["requests"] / theirs["wall"])
-    print(f"  RESULT throughput ratio fivefold/scrapy: {ratio:.2f}x (target >= 3x); "
-          f"CPU {1000 * ours['cpu'] / ours['requests']:.2f} ms/req vs "
-          f"{1000 * theirs['cpu'] / theirs['requests']:.2f} ms/req (target <= 0.8)")
+    result(f"c=16 throughput ratio fivefold/scrapy: {ratio:.2f}x (target >= 3x)")
+    result(f"c=16 CPU per request: fivefold {cpu_ms(ours)} (target <= 0.8 ms; asyncio loop "
+           f"{1000 * standard['cpu'] / standard['requests']:.2f} ms), scrapy {cpu_ms(theirs)}")
 
 
 def latency(pages: int, per_page: int) -> None:
@@ -182,14 +218,14 @@ def latency(pages: int, per_page: int) -> None:
     floor16 = ours16["requests"] * 0.05 / 16
     print("50 ms latency per response:")
     print(line("fivefold.crawl c=16", ours16))
-    print(f"  RESULT c=16 wall / latency floor ({floor16:.2f} s): {ours16['wall'] / floor16:.3f}x "
-          "(target <= 1.15x)")
+    result(f"50 ms latency, c=16: wall / latency floor ({floor16:.2f} s) = {ours16['wall'] / floor16:.3f}x "
+           "(target <= 1.15x)")
     print(line("fivefold.crawl c=64", ours64))
     print(line("scrapy c=64", theirs64))
     ratio = (ours64["requests"] / ours64["wall"]) / (theirs64["requests"] / theirs64["wall"])
     floor64 = ours64["requests"] * 0.05 / 64
-    print(f"  RESULT c=64 throughput ratio fivefold/scrapy: {ratio:.2f}x (target >= 2x); "
-          f"wall / floor ({floor64:.2f} s): {ours64['wall'] / floor64:.2f}x")
+    result(f"50 ms latency, c=64: throughput ratio fivefold/scrapy {ratio:.2f}x (target >= 2x); "
+           f"wall / floor ({floor64:.2f} s) {ours64['wall'] / floor64:.2f}x")
 
 
 FRONTIER_RUNNER = r"""
@@ -220,24 +256,24 @@ asyncio.run(main())
 def frontier_rss(count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-frontier-") as tmp:
         started = time.perf_counter()
-        result = run_json(FRONTIER_RUNNER, str(Path(tmp) / "state.sqlite"), str(count))
+        outcome = run_json(FRONTIER_RUNNER, str(Path(tmp) / "state.sqlite"), str(count))
         elapsed = time.perf_counter() - started
-    print(f"frontier: {result['queued']:.0f} URLs queued in {elapsed:.1f} s; RSS {result['peak']:.0f} MB "
-          f"(after imports {result['base']:.0f} MB)")
-    print(f"  RESULT RSS with {count:,} queued URLs: {result['peak']:.0f} MB (target <= 150 MB)")
+    print(f"frontier: {outcome['queued']:.0f} URLs queued in {elapsed:.1f} s; RSS {outcome['peak']:.0f} MB "
+          f"(after imports {outcome['base']:.0f} MB)")
+    result(f"RSS with {count:,} queued URLs: {outcome['peak']:.0f} MB (target <= 150 MB)")
 
 
 def huge_download(megabytes: int) -> None:
     site, url = start_site("--traps", "--huge-bytes", f"{megabytes}MB")
     try:
-        result = fivefold(url.rstrip("/") + "/item/huge", 4, max_bytes=(megabytes + 1) << 20)
+        outcome = fivefold(url.rstrip("/") + "/item/huge", 4, max_bytes=(megabytes + 1) << 20)
     finally:
         stop(site)
-    growth = result["rss_peak_mb"] - result["rss_base_mb"]
-    print(f"huge file: {megabytes} MB in {result['wall']:.1f} s ({megabytes / result['wall']:.0f} MB/s), "
-          f"{result['files']:.0f} file(s)")
-    print(f"  RESULT RSS growth downloading {megabytes} MB: {growth:.1f} MB over a "
-          f"{result['rss_base_mb']:.0f} MB baseline (target <= 100 MB)")
+    growth = outcome["rss_peak_mb"] - outcome["rss_base_mb"]
+    print(f"huge file: {megabytes} MB in {outcome['wall']:.1f} s ({megabytes / outcome['wall']:.0f} MB/s), "
+          f"{outcome['files']:.0f} file(s)")
+    result(f"RSS growth downloading {megabytes} MB: {growth:.1f} MB over a "
+           f"{outcome['rss_base_mb']:.0f} MB baseline (target <= 100 MB)")
 
 
 def kill_trials(trials: int) -> None:
@@ -293,9 +329,10 @@ def kill_trials(trials: int) -> None:
             worst["excess_redownloads"] += max(0, again - in_flight)
     print(f"kill -9: {trials} trials; re-downloads {redownloads_total} in all vs {in_flight_total} in "
           "flight at the kills")
-    print(f"  RESULT kill -9 x{trials}: partial files {worst['partial']}, images missing or doubled "
-          f"{worst['missing_or_double']}, duplicate manifest rows {worst['dup_rows']}, re-downloads above "
-          f"in-flight {worst['excess_redownloads']} (targets: all 0)")
+    result(f"kill -9 x{trials}: partial files {worst['partial']}, images missing or doubled "
+           f"{worst['missing_or_double']}, duplicate manifest rows {worst['dup_rows']}, re-downloads above "
+           f"in-flight {worst['excess_redownloads']} (targets: all 0); re-downloads {redownloads_total} "
+           f"vs {in_flight_total} in flight")
 
 
 def main() -> None:
@@ -305,21 +342,33 @@ def main() -> None:
     parser.add_argument("--frontier-urls", type=int, default=1_000_000)
     parser.add_argument("--kill-trials", type=int, default=30)
     parser.add_argument("--only", default="throughput,latency,frontier,huge,kill")
+    var_tmp = Path("/var/tmp")
+    parser.add_argument("--work-dir", type=Path, default=var_tmp if var_tmp.is_dir() else None,
+                        help="Where the crawls write (a new directory inside, removed at the end).")
     args = parser.parse_args()
     pages, per_page = (10, 20) if args.quick else (50, 20)
     only = set(args.only.split(","))
+    global WORK
+    WORK = Path(tempfile.mkdtemp(prefix="bench-crawl-", dir=args.work_dir))
     print(f"fivefold.crawl benchmark: {pages} index x {per_page} detail pages x 1 image "
-          f"({pages * (2 * per_page + 1) + 1} requests with robots.txt); {os.cpu_count()} CPUs")
-    if "throughput" in only:
-        throughput(pages, per_page)
-    if "latency" in only:
-        latency(pages, per_page)
-    if "frontier" in only:
-        frontier_rss(100_000 if args.quick else args.frontier_urls)
-    if "huge" in only:
-        huge_download(200 if args.quick else args.huge_mb)
-    if "kill" in only:
-        kill_trials(5 if args.quick else args.kill_trials)
+          f"({pages * (2 * per_page + 1) + 1} requests with robots.txt); {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
+    try:
+        if "throughput" in only:
+            throughput(pages, per_page)
+        if "latency" in only:
+            latency(pages, per_page)
+        if "frontier" in only:
+            frontier_rss(100_000 if args.quick else args.frontier_urls)
+        if "huge" in only:
+            huge_download(200 if args.quick else args.huge_mb)
+        if "kill" in only:
+            kill_trials(5 if args.quick else args.kill_trials)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+    print(f"summary (load average {os.getloadavg()[0]:.1f} at the end):")
+    for text in RESULTS:
+        print(f"  {text}")
 
 
 if __name__ == "__main__":
