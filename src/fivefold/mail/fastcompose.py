@@ -72,8 +72,11 @@ class Skeleton:
             position = match.end()
         self.pieces.append(raw[position:])
         self.boundaries = re.findall(rb'boundary="([^"]+)"', raw)
-        # Per fill: copy the constant pieces, drop the values into the slots' places.
+        # Per fill: one bytes formatting of the constant pieces with the values in slot order.
         self._template = [piece if isinstance(piece, bytes) else b"" for piece in self.pieces]
+        self._format = b"".join(piece.replace(b"%", b"%%") if isinstance(piece, bytes) else b"%b"
+                                for piece in self.pieces)
+        self._order = [piece for piece in self.pieces if isinstance(piece, str)]
         # The slot values are CRLF-clean by construction (headers are checked for CR/LF and
         # folded with CRLF, bodies are re-ended with CRLF, and base64 has no dots), so the
         # constant pieces, checked once here, decide whether fills are ready for the wire;
@@ -81,7 +84,6 @@ class Skeleton:
         last = self.pieces[-1]
         self._wire = all(_wire_clean(piece) for piece in self._template) \
             and isinstance(last, bytes) and last.endswith(b"\r\n")
-        self._slots = [(i, piece) for i, piece in enumerate(self.pieces) if isinstance(piece, str)]
         # A body can only contain a boundary if it contains their common start (the stdlib's
         # are "===============<digits>=="): one scan instead of one per boundary.
         probe = _common_start(self.boundaries)
@@ -129,13 +131,11 @@ class Skeleton:
         if (probe is None or probe in text_body or probe in html_body) and any(
                 boundary in body for boundary in self.boundaries for body in (text_body, html_body)):
             return None
-        parts = self._template.copy()
-        for index, name in self._slots:
-            parts[index] = values[name]
+        data: bytes = self._format % tuple(map(values.__getitem__, self._order))
         if self._wire and not (text_body.startswith(b".") or b"\n." in text_body
                                or html_body.startswith(b".") or b"\n." in html_body):
-            return WireReady(b"".join(parts))
-        return b"".join(parts)
+            return WireReady(data)
+        return data
 
 
 class SkeletonCache:

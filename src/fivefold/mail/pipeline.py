@@ -37,6 +37,7 @@ _PERIOD = re.compile(rb"(?m)^\.")
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _MAX_REPLY = 64 * 1024  # a reply longer than this is not SMTP
 _CODES = {b"%d" % code: code for code in range(200, 600)}  # a dict lookup is cheaper than int()
+_SINGLE_LINE_REPLIES = re.compile(rb"(?:[2-5][0-9][0-9] [^\r\n]*\r\n)+")
 
 
 class _ReplyReader(asyncio.BufferedProtocol):
@@ -73,6 +74,18 @@ class _ReplyReader(asyncio.BufferedProtocol):
         self.data_received(bytes(self.view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
+        if not self.buffer and not self.lines and _SINGLE_LINE_REPLIES.fullmatch(data):
+            # The usual chunk: whole one-line replies ("250 ok\r\n354 go ahead\r\n"), parsed
+            # without the line-by-line checks of _parse (the pattern made them).
+            self.replies.extend([(_CODES[line[:3]], line[4:].decode("utf-8", "replace"))
+                                 for line in data[:-2].split(b"\r\n")])
+        else:
+            self._parse(data)
+        waiter = self.waiter
+        if waiter is not None and len(self.replies) >= self.want and not waiter.done():
+            waiter.set_result(None)
+
+    def _parse(self, data: bytes) -> None:
         if self.buffer:
             data = bytes(self.buffer) + data
             self.buffer.clear()
@@ -101,9 +114,6 @@ class _ReplyReader(asyncio.BufferedProtocol):
                 self.lines = []
             else:
                 append((code, text.decode("utf-8", "replace")))
-        waiter = self.waiter
-        if waiter is not None and len(self.replies) >= self.want and not waiter.done():
-            waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.error = self.error or exc or ConnectionResetError("connection closed by the server")
