@@ -280,11 +280,8 @@ class _Worker:
                     self.later.append(_Partial(job, data, result, list(delivery.retry), delivery.retry, 1))
                 else:
                     run.outbox.transition(done=self.record(job, result, [], {}), sending=None)
-            sending = carry.job.key if carry is not None else None
-            if run.durable:
-                await run.commit(done, sending)
-            else:  # no disk, nothing to wait for
-                run.outbox.transition(done=done, sending=sending)
+            if run.durable:  # without an outbox file there is nothing to journal
+                await run.commit(done, carry.job.key if carry is not None else None)
             job = self.next_job() if job is not None and not self.later else None
 
     def settle(self, carry: _Partial, delivery: Delivery, reply: tuple[int, str]) -> Finished | None:
@@ -348,8 +345,10 @@ class _Worker:
                 await asyncio.sleep(backoff_delay(attempt, run.backoff))
         self.finished = self.record(job, result, pending, deferred)
 
-    def record(self, job: Job, result: SendResult, pending: list[str], deferred: dict[str, str]) -> Finished:
-        """The message's outcome in the report; the caller journals the returned record."""
+    def record(self, job: Job, result: SendResult, pending: list[str],
+               deferred: dict[str, str]) -> Finished | None:
+        """The message's outcome in the report; the caller journals the returned record
+        (``None`` without an outbox file: nothing could ever read it back)."""
         run = self.run
         for rcpt in pending:
             result.refused[rcpt] = deferred.get(rcpt, "deferred")
@@ -361,6 +360,8 @@ class _Worker:
             run.report.failed += 1
         if run.progress is not None:
             run.progress(run.report.sent + run.report.failed, run.todo)
+        if not run.durable:
+            return None
         return Finished(job.key, sent, result.accepted, result.refused,
                         None if sent else "; ".join(sorted(set(result.refused.values())))[:500])
 

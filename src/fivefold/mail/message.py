@@ -169,9 +169,12 @@ class Message:
 
     def _parse(self) -> ParsedAddresses:
         sender = parse_address(self.sender, field="From")
-        to, cc, bcc = dedupe(parse_list(self.to, field="To"), parse_list(self.cc, field="Cc"),
-                             parse_list(self.bcc, field="Bcc"))
-        reply_to = parse_list(self.reply_to, field="Reply-To")
+        to = parse_list(self.to, field="To")
+        if self.cc or self.bcc or len(to) > 1:  # else there is nothing to de-duplicate
+            to, cc, bcc = dedupe(to, parse_list(self.cc, field="Cc"), parse_list(self.bcc, field="Bcc"))
+        else:
+            cc, bcc = [], []
+        reply_to = parse_list(self.reply_to, field="Reply-To") if self.reply_to else []
         if not (to or cc or bcc):
             raise AddressError("no recipients: give at least one To, Cc or Bcc address")
         return ParsedAddresses(sender, to, cc, bcc, reply_to)
