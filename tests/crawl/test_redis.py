@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
-from fivefold.crawl.manifest import read_manifest
+from fivefold.crawl.manifest import Row, read_manifest
 
 from .conftest import check_complete, cli_env
 
@@ -58,7 +59,6 @@ def test_redis_frontier_resumes_and_dedups(serve, redis_url: str, tmp_path: Path
 def test_worker_killed_mid_crawl_its_urls_are_reclaimed(serve, redis_url: str, tmp_path: Path) -> None:
     import hashlib
     import signal
-    import time
 
     import redis
 
@@ -96,3 +96,37 @@ def test_worker_killed_mid_crawl_its_urls_are_reclaimed(serve, redis_url: str, t
     rows = read_manifest(out)
     assert len(rows) == 30 and len({r.url for r in rows}) == 30
     assert json.loads(stdout)["stored_files"] == len(set(served.site.expected_files().values()))
+
+
+def test_reservation_of_a_dead_worker_is_taken_over_once(redis_url: str) -> None:
+    import asyncio
+
+    from fivefold.crawl.redis_state import RedisState
+    from fivefold.crawl.state import Item
+
+    def row(url: str) -> Row:
+        return Row(url, None, None, {}, None, "ab" * 32, 10, "image/jpeg", "stored")
+
+    async def scenario() -> None:
+        dead = await RedisState.connect(redis_url, "takeover", lease=1.0)
+        live = await RedisState.connect(redis_url, "takeover", lease=1.0)
+        other = await RedisState.connect(redis_url, "takeover", lease=1.0)
+        try:
+            first = await dead.reserve("ab" * 32, iter(["a.jpg", "a-2.jpg"]), row("http://x/1"), 1)
+            assert first == ("a.jpg", True)
+            # "dead" never records it. A worker with the same bytes waits (a live owner stores
+            # within milliseconds), then takes the abandoned reservation over, same name.
+            started = time.monotonic()
+            path, is_new = await live.reserve("ab" * 32, iter(["b.jpg"]), row("http://x/2"), 1)
+            assert (path, is_new) == ("a.jpg", True) and time.monotonic() - started >= 0.9
+            # A third worker meanwhile: the take-over is live now, so it waits for it to be stored.
+            waiting = asyncio.ensure_future(other.reserve("ab" * 32, iter(["c.jpg"]), row("http://x/3"), 1))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            await live.commit(Item("http://x/2", "media"), row("http://x/2"))
+            assert await waiting == ("a.jpg", False)  # a duplicate of the stored file
+        finally:
+            for state in (dead, live, other):
+                await state.close()
+
+    asyncio.run(scenario())

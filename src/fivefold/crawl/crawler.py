@@ -502,9 +502,11 @@ class Crawler:
         names = store.candidate_names(rules.name, item, result.sha256, ext, title, host.name)
         try:
             path, is_new = await state.reserve(result.sha256, names, row, item.depth)
-        except ReservationBusy:
+        except ReservationBusy as busy:
             remove(result.temp)
-            raise FetchError("the same bytes are being stored by another worker", retryable=True) from None
+            item.attempts -= 1  # not this request's failure: come back when the other copy is settled
+            raise FetchError("the same bytes are being stored by another worker", retryable=True,
+                             wait=busy.wait) from None
         row.path = path
         if is_new:
             try:

@@ -31,6 +31,7 @@ from fivefold.crawl.manifest import Row
 from fivefold.crawl.state import DONE, FAILED, QUEUED, Counts, Item, Pending, ReservationBusy, State
 
 LEASE_S = 30.0
+BUSY_WAIT_S = 2.0  # how long to wait for another worker to finish storing the same bytes
 log = get_logger("crawl")
 
 _ADD = """
@@ -50,10 +51,12 @@ _CLAIM = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
 for _, url in ipairs(expired) do
   redis.call('ZREM', KEYS[3], url)
-  local data = cjson.decode(redis.call('HGET', KEYS[4], url))
-  local queue = KEYS[2]
-  if data['k'] == 'media' then queue = KEYS[1] end
-  redis.call('ZADD', queue, 0, url)
+  local raw = redis.call('HGET', KEYS[4], url)
+  if raw then
+    local queue = KEYS[2]
+    if cjson.decode(raw)['k'] == 'media' then queue = KEYS[1] end
+    redis.call('ZADD', queue, 0, url)
+  end
 end
 local limit = tonumber(ARGV[2])
 local out = {}
@@ -231,15 +234,24 @@ class RedisState(State):
     async def _reserved(self, sha256: str, entry: dict[str, Any], row: Row, depth: int) -> tuple[str, bool]:
         """These bytes have a reservation: a duplicate if stored, else busy or abandoned."""
         path = str(entry["path"])
-        if await self.r.sismember(self.k["stored"], sha256):
+        patience = time.monotonic() + min(BUSY_WAIT_S, self.lease)
+        while not await self.r.sismember(self.k["stored"], sha256):
+            wait = entry["at"] + self.lease - time.time()
+            if wait <= 0:
+                break  # abandoned: take it over below
+            # Reserved less than a lease ago: its worker is storing them now (a rename and a
+            # record: milliseconds), or died so recently that the reservation is not yet
+            # abandoned (then come back once it is).
+            if time.monotonic() > patience:
+                raise ReservationBusy(path, wait)
+            await asyncio.sleep(0.05)
+        else:
             return path, False
-        if entry["at"] + self.lease > time.time():
-            raise ReservationBusy(path)  # a live worker is renaming them into place right now
         # Its worker died between reserving and recording (the file may or may not be in
         # place): one surviving worker takes the reservation over and stores the bytes again.
         claim_key = f"{self.k['files']}:takeover:{sha256}"
         if not await self.r.set(claim_key, "1", nx=True, ex=max(1, int(self.lease))):
-            raise ReservationBusy(path)
+            raise ReservationBusy(path, 1.0)
         row.path = path
         entry.update(row=row.to_json(), depth=depth, at=time.time())
         await self.r.hset(self.k["files"], sha256, json.dumps(entry))

@@ -36,7 +36,12 @@ class Item:
 
 
 class ReservationBusy(Exception):
-    """Raised by :meth:`State.reserve`: another live worker is storing the same bytes right now."""
+    """Raised by :meth:`State.reserve`: another worker holds these bytes' reservation; ask again
+    in ``wait`` seconds (it will be stored, or its worker's lease will have run out)."""
+
+    def __init__(self, path: str, wait: float) -> None:
+        super().__init__(path)
+        self.wait = wait
 
 
 @dataclass(slots=True)
