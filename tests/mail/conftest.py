@@ -61,6 +61,19 @@ class ScriptedHandler(MaildirHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
+def send_argv(*extra: str, sender: str = "a@example.org", to: str = "b@example.org",
+              subject: str = "s") -> list[str]:
+    """``mail send`` arguments: one sender, one recipient, a subject, then ``extra``."""
+    return ["mail", "send", "--from", sender, "--to", to, "--subject", subject, *extra]
+
+
+def server_argv(server: CaptureServer, security: str, *, password_env: str | None = "MAIL_PW") -> list[str]:
+    """Where and how to log in: the server, its TLS mode and certificate, the test user."""
+    argv = ["--server", server.address, "--security", security, "--cafile", str(server.cafile),
+            "--user", USER]
+    return [*argv, "--password-env", password_env] if password_env else argv
+
+
 class ThreadedTcpServer:
     """An asyncio TCP server on 127.0.0.1 in a thread of its own; subclasses define ``_client``."""
 

@@ -19,7 +19,7 @@ from fivefold.cli import root
 from fivefold.mail import Message, send
 from fivefold.mail.server import CaptureServer
 
-from .conftest import PASSWORD, USER
+from .conftest import PASSWORD, USER, send_argv, server_argv
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -107,53 +107,11 @@ def test_send_list_show_with_starttls_auth(
 
 
 def test_cli_debug_log_has_no_secret(tls_capture: CaptureServer) -> None:
-    result = run_cli(
-        "--debug",
-        "-vv",
-        "mail",
-        "send",
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.org",
-        "--subject",
-        "s",
-        "--server",
-        tls_capture.address,
-        "--security",
-        "starttls",
-        "--cafile",
-        str(tls_capture.cafile),
-        "--user",
-        USER,
-        "--password-env",
-        "MAIL_PW",
-        env={"MAIL_PW": PASSWORD},
-    )
+    argv = send_argv(*server_argv(tls_capture, "starttls"))
+    result = run_cli("--debug", "-vv", *argv, env={"MAIL_PW": PASSWORD})
     assert result.returncode == 0, result.stderr
     assert "DEBUG" in result.stderr  # the log really was at debug level
-    wrong = run_cli(
-        "-vv",
-        "mail",
-        "send",
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.org",
-        "--subject",
-        "s",
-        "--server",
-        tls_capture.address,
-        "--security",
-        "starttls",
-        "--cafile",
-        str(tls_capture.cafile),
-        "--user",
-        USER,
-        "--password-env",
-        "MAIL_PW",
-        env={"MAIL_PW": PASSWORD + "!"},
-    )
+    wrong = run_cli("-vv", *argv, env={"MAIL_PW": PASSWORD + "!"})
     assert wrong.returncode == 1 and "authentication refused for user 'robot'" in wrong.stderr
     blob = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
     for output in (result.stderr, result.stdout, wrong.stderr, wrong.stdout):
@@ -163,22 +121,8 @@ def test_cli_debug_log_has_no_secret(tls_capture: CaptureServer) -> None:
 
 def test_dry_run_writes_eml_and_sends_nothing(tmp_path: Path, capture: CaptureServer) -> None:
     out = tmp_path / "out"
-    result = invoke(
-        "mail",
-        "send",
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.org",
-        "--bcc",
-        "c@example.org",
-        "--subject",
-        "dry",
-        "--server",
-        capture.address,
-        "--dry-run",
-        str(out),
-    )
+    result = invoke(*send_argv("--bcc", "c@example.org", "--server", capture.address, "--dry-run", str(out),
+                               subject="dry"))
     assert result.exit_code == 0, result.output
     [eml] = out.glob("*.eml")
     parsed = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
@@ -277,59 +221,28 @@ def write_template(tmp_path: Path, html: str = "<p>Hi {{ name }}, you owe {{ amo
 
 def test_merge_validates_then_sends_then_resumes(tmp_path: Path, capture: CaptureServer) -> None:
     template = write_template(tmp_path)
+
+    def merge_argv(csv: Path, *extra: str, sender: str = "b@example.org") -> list[str]:
+        return ["mail", "merge", "--template", str(template), "--csv", str(csv), "--from", sender,
+                "--server", capture.address, *extra]
+
     bad = tmp_path / "bad.csv"
     bad.write_text("email,name\na@example.org,Ann\n", encoding="utf-8")
-    result = run_cli(
-        "mail",
-        "merge",
-        "--template",
-        str(template),
-        "--csv",
-        str(bad),
-        "--from",
-        "b@example.org",
-        "--server",
-        capture.address,
-    )
+    result = run_cli(*merge_argv(bad))
     assert result.returncode == 2 and "missing from the CSV: amount" in result.stderr
     rows = tmp_path / "rows.csv"
     rows.write_text(
         "email,name,amount\nann@example.org,Ann <script>,12 €\nbob@example.org,Bob,7\nnope,Broken,1\n",
         encoding="utf-8",
     )
-    result = run_cli(
-        "mail",
-        "merge",
-        "--template",
-        str(template),
-        "--csv",
-        str(rows),
-        "--from",
-        "b@example.org",
-        "--server",
-        capture.address,
-    )
+    result = run_cli(*merge_argv(rows))
     assert result.returncode == 2 and "line 4" in result.stderr
     assert capture.received() == []  # nothing of a bad batch was sent
     rows.write_text(
         "email,name,amount\nann@example.org,Ann <script>,12 €\nbob@example.org,Bob,7\n", encoding="utf-8"
     )
     outbox = tmp_path / "journal.sqlite"
-    ok = invoke(
-        "mail",
-        "merge",
-        "--template",
-        str(template),
-        "--csv",
-        str(rows),
-        "--from",
-        "Billing <b@example.org>",
-        "--server",
-        capture.address,
-        "--outbox",
-        str(outbox),
-        "--json",
-    )
+    ok = invoke(*merge_argv(rows, "--outbox", str(outbox), "--json", sender="Billing <b@example.org>"))
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["sent"] == 2
     messages = {str(m["To"].addresses[0].addr_spec): m for m in capture.messages()}
@@ -339,21 +252,7 @@ def test_merge_validates_then_sends_then_resumes(tmp_path: Path, capture: Captur
     assert ann.get_body(("plain",)).get_content() == "Hi Ann <script>,\nyou owe 12 €.\n"
     [attachment] = list(ann.iter_attachments())
     assert attachment.get_filename() == "conditions générales.txt"
-    again = invoke(
-        "mail",
-        "merge",
-        "--template",
-        str(template),
-        "--csv",
-        str(rows),
-        "--from",
-        "b@example.org",
-        "--server",
-        capture.address,
-        "--outbox",
-        str(outbox),
-        "--json",
-    )
+    again = invoke(*merge_argv(rows, "--outbox", str(outbox), "--json"))
     assert json.loads(again.output)["skipped"] == 2 and len(capture.received()) == 2
 
 

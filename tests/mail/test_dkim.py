@@ -15,6 +15,8 @@ from fivefold.mail import Message, send
 from fivefold.mail.dkim import DkimSigner
 from fivefold.mail.server import CaptureServer
 
+from .conftest import send_argv
+
 
 @pytest.fixture(scope="module")
 def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
@@ -74,42 +76,12 @@ def test_cli_dry_run_with_dkim(dkim_key: tuple[Path, bytes], tmp_path: Path) -> 
 
     path, record = dkim_key
     out = tmp_path / "eml"
-    result = CliRunner().invoke(
-        root,
-        [
-            "mail",
-            "send",
-            "--from",
-            "Ops <ops@example.org>",
-            "--to",
-            "a@example.net",
-            "--subject",
-            "signed",
-            "--dkim-key",
-            str(path),
-            "--dkim-selector",
-            "sel",
-            "--dry-run",
-            str(out),
-        ],
-    )
+    result = CliRunner().invoke(root, send_argv("--dkim-key", str(path), "--dkim-selector", "sel",
+                                                "--dry-run", str(out), sender="Ops <ops@example.org>",
+                                                to="a@example.net", subject="signed"))
     assert result.exit_code == 0, result.output
     [eml] = out.glob("*.eml")
     assert dkim.verify(eml.read_bytes(), dnsfunc=lambda name, timeout=5: record)
-    missing = CliRunner().invoke(
-        root,
-        [
-            "mail",
-            "send",
-            "--from",
-            "a@example.org",
-            "--to",
-            "b@example.org",
-            "--dkim-key",
-            str(path),
-            "--dry-run",
-            str(out),
-        ],
-    )
+    missing = CliRunner().invoke(root, send_argv("--dkim-key", str(path), "--dry-run", str(out)))
     assert isinstance(missing.exception, UsageError)  # exit 2 through fivefold.cli.main
     assert "--dkim-key needs --dkim-selector" in str(missing.exception)

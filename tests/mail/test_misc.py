@@ -16,6 +16,8 @@ from fivefold.mail.outbox import Finished, Outbox
 from fivefold.mail.server import CaptureServer
 from fivefold.mail.transport import Secret
 
+from .conftest import send_argv, server_argv
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mail"
 
 
@@ -34,30 +36,10 @@ def test_secret_sources(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_xoauth2_token_from_command(tmp_path: Path) -> None:
     with CaptureServer(maildir=tmp_path / "m", tls="tls", auth=("robot", "tok-xyz")) as server:
-        result = CliRunner().invoke(
-            root,
-            [
-                "mail",
-                "send",
-                "--from",
-                "a@example.org",
-                "--to",
-                "b@example.org",
-                "--subject",
-                "oauth",
-                "--server",
-                server.address,
-                "--security",
-                "tls",
-                "--cafile",
-                str(server.cafile),
-                "--user",
-                "robot",
-                "--oauth-token-command",
-                f"{sys.executable} -c \"print('tok-xyz')\"",
-                "--json",
-            ],
-        )
+        token_command = f"{sys.executable} -c \"print('tok-xyz')\""
+        result = CliRunner().invoke(root, send_argv(*server_argv(server, "tls", password_env=None),
+                                                    "--oauth-token-command", token_command, "--json",
+                                                    subject="oauth"))
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["ok"] is True
         assert server.messages()[0]["Subject"] == "oauth"
