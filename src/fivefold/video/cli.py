@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -102,6 +103,22 @@ def vae_train_cmd(
         )
 
 
+def parse_buckets(value: str) -> list[tuple[int, int, int]]:
+    """'9x32x32,1x32x48' -> [(frames, height, width), ...]."""
+    buckets = []
+    for part in value.split(","):
+        try:
+            f, h, w = (int(v) for v in part.strip().lower().split("x"))
+        except ValueError:
+            raise UsageError(
+                f"--buckets must look like 9x32x32,1x32x48 (FRAMESxHEIGHTxWIDTH), got {part!r}"
+            ) from None
+        buckets.append((f, h, w))
+    if len(set(buckets)) != len(buckets):
+        raise UsageError(f"--buckets names a size twice: {value!r}")
+    return buckets
+
+
 @cli.command("train")
 @click.option("--vae", "vae_path", type=click.Path(path_type=Path), required=True, help="vae_final.pt")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
@@ -114,6 +131,13 @@ def vae_train_cmd(
 )
 @click.option("--frames", type=int, default=9, show_default=True)
 @click.option("--size", default="32x32", show_default=True)
+@click.option(
+    "--buckets",
+    default=None,
+    help="Train on several clip sizes, FRAMESxHEIGHTxWIDTH,... (e.g. 9x32x32,9x32x48,1x32x32; "
+    "1 frame = images): one latent cache per size, each step's batch from one size drawn per "
+    "(seed, step). Replaces --frames/--size.",
+)
 @click.option("--hidden", type=int, default=128, show_default=True)
 @click.option("--depth", type=int, default=4, show_default=True)
 @click.option("--heads", type=int, default=4, show_default=True)
@@ -121,106 +145,67 @@ def vae_train_cmd(
 @click.option("--attention", type=click.Choice(["full", "split"]), default="full", show_default=True)
 @click.option("--objective", type=click.Choice(["rf", "ddpm"]), default="rf", show_default=True)
 @click.option("--steps", type=int, default=3000, show_default=True)
-@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--batch", "batch_size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--ema", type=float, default=0.995, show_default=True, help="EMA decay.")
+@click.option("--ema", "ema_decay", type=float, default=0.995, show_default=True, help="EMA decay.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--ckpt-every", type=int, default=100, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
 @click.option("--stop-after", type=int, default=None, help="Leave after this many steps of this run.")
-@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
+@click.option("--compile", "compile", is_flag=True, help="torch.compile the model.")
 @click.option("--grad-checkpoint", is_flag=True, help="Activation checkpointing.")
 @click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA only).")
-def train_cmd(
-    vae_path: Path,
-    out: Path,
-    cache: Path | None,
-    clips: int,
-    text_cache: Path | None,
-    frames: int,
-    size: str,
-    hidden: int,
-    depth: int,
-    heads: int,
-    patch: str,
-    attention: str,
-    objective: str,
-    steps: int,
-    batch: int,
-    lr: float,
-    ema: float,
-    seed: int,
-    threads: int,
-    ckpt_every: int,
-    resume: bool,
-    stop_after: int | None,
-    use_compile: bool,
-    grad_checkpoint: bool,
-    bf16: bool,
-) -> None:
+@click.option("--fused-adamw", is_flag=True, help="One fused AdamW kernel (faster on CPU; rounding differs).")
+def train_cmd(**opts: Any) -> None:
     """Train the DiT on VAE latents of synthetic clips (held-out combinations excluded).
 
     Under torchrun (WORLD_SIZE > 1) it runs DistributedDataParallel (gloo on CPU)."""
+    import dataclasses
+
     import torch
 
     from fivefold.video.diffusion import DiffusionConfig
     from fivefold.video.dit import DiTConfig
-    from fivefold.video.latents import LatentCache, build_cache
-    from fivefold.video.text import TextEncoder
     from fivefold.video.train import TrainConfig, init_distributed, train
     from fivefold.video.trainloop import load_checkpoint
     from fivefold.video.vae_train import load_vae
 
-    _threads(threads)
-    width, height = parse_size(size)
+    # options named after TrainConfig fields go to it as they are
+    tc = TrainConfig(**{f.name: opts[f.name] for f in dataclasses.fields(TrainConfig) if f.name in opts})
+    _threads(opts["threads"])
+    parse_size(opts["size"])
     try:
-        p = tuple(int(v) for v in patch.lower().split("x"))
+        p = tuple(int(v) for v in opts["patch"].lower().split("x"))
         assert len(p) == 3
     except (ValueError, AssertionError):
-        raise UsageError(f"--patch must look like 1x2x2, got {patch!r}") from None
+        raise UsageError(f"--patch must look like 1x2x2, got {opts['patch']!r}") from None
+    patch = (p[0], p[1], p[2])
     init_distributed()
-    vae = load_vae(vae_path)
-    cache_path = cache or out / "latents.pt"
-    if cache_path.is_file():
-        lc = LatentCache.load(cache_path)
-    else:
-        encoder = TextEncoder(text_cache)
-        lc = build_cache(
-            vae, encoder, clips=clips, frames=frames, height=height, width=width, seed=seed, echo=True
-        )
-        lc.save(cache_path)
-        encoder.save()
+    vae = load_vae(opts["vae_path"])
+    out: Path = opts["out"]
+    lc = _latent_caches(vae, opts, out, patch)
+    first = lc[0] if isinstance(lc, list) else lc  # sets input_size, which only sincos uses
     mc = DiTConfig(
-        hidden=hidden,
-        depth=depth,
-        heads=heads,
-        patch=(p[0], p[1], p[2]),
+        hidden=opts["hidden"],
+        depth=opts["depth"],
+        heads=opts["heads"],
+        patch=patch,
         latent_channels=vae.cfg.latent_channels,
-        attention=attention,  # type: ignore[arg-type]
-        input_size=tuple(lc.latents.shape[2:]),  # type: ignore[arg-type]
-        grad_checkpoint=grad_checkpoint,
+        attention=opts["attention"],
+        input_size=tuple(first.latents.shape[2:]),  # type: ignore[arg-type]
+        grad_checkpoint=opts["grad_checkpoint"],
     )
-    tc = TrainConfig(
-        steps=steps,
-        batch_size=batch,
-        lr=lr,
-        ema_decay=ema,
-        seed=seed,
-        ckpt_every=ckpt_every,
-        compile=use_compile,
-        bf16=bf16,
-    )
-    vae_blob = load_checkpoint(vae_path)
+    vae_blob = load_checkpoint(opts["vae_path"])
     result = train(
         out,
         lc,
         mc,
         tc,
         vae_state={"config": vae_blob["config"], "model": vae_blob["model"]},
-        dc=DiffusionConfig(objective=objective),  # type: ignore[arg-type]
-        resume=resume,
-        stop_after=stop_after,
+        dc=DiffusionConfig(objective=opts["objective"]),
+        resume=opts["resume"],
+        stop_after=opts["stop_after"],
         echo_every=25,
     )
     if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
@@ -228,6 +213,57 @@ def train_cmd(
             f"trained to step {result['steps']} ({result['steps_per_s']:.2f} steps/s)"
             f" -> {result['checkpoint']}"
         )
+
+
+def _latent_caches(vae: Any, opts: dict[str, Any], out: Path, patch: tuple[int, int, int]) -> Any:
+    """The cache file named by --cache (default OUT/latents.pt), built and saved if absent: one
+    LatentCache, or with --buckets a list of them (one per size)."""
+    from fivefold.video.latents import (
+        LatentCache,
+        build_bucket_caches,
+        build_cache,
+        load_buckets,
+        save_buckets,
+    )
+    from fivefold.video.patches import check_pixel_size
+    from fivefold.video.text import TextEncoder
+
+    cache_path: Path = opts["cache"] or out / "latents.pt"
+    if opts["buckets"] is None:
+        if cache_path.is_file():
+            return LatentCache.load(cache_path)
+        width, height = parse_size(opts["size"])
+        encoder = TextEncoder(opts["text_cache"])
+        lc = build_cache(
+            vae,
+            encoder,
+            clips=opts["clips"],
+            frames=opts["frames"],
+            height=height,
+            width=width,
+            seed=opts["seed"],
+            echo=True,
+        )
+        lc.save(cache_path)
+        encoder.save()
+        return lc
+    buckets = parse_buckets(opts["buckets"])
+    for f, h, w in buckets:
+        try:
+            check_pixel_size(
+                f, h, w, temporal=vae.cfg.temporal_factor, spatial=vae.cfg.spatial_factor, patch=patch
+            )
+        except UsageError as exc:
+            raise UsageError(f"--buckets {f}x{h}x{w}: {exc}") from None
+    if cache_path.is_file():
+        return load_buckets(cache_path, buckets)
+    encoder = TextEncoder(opts["text_cache"])
+    caches = build_bucket_caches(
+        vae, encoder, clips=opts["clips"], buckets=buckets, seed=opts["seed"], echo=True
+    )
+    save_buckets(cache_path, caches, buckets)
+    encoder.save()
+    return caches
 
 
 @cli.command("sample")

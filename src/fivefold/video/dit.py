@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from fivefold._common.errors import UsageError
 from fivefold.video.patches import Patch, patchify, unpatchify
-from fivefold.video.rope import apply_rope, rope_tables
+from fivefold.video.rope import rope_rotation, rotate_pairs
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,45 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))
 
 
+def gated(x: Tensor, gate: Tensor, branch: Tensor) -> Tensor:
+    """x + gate * branch in one pass (adaLN-Zero's gated residual)."""
+    return torch.addcmul(x, gate.unsqueeze(1), branch)
+
+
+_GELU_K = 2.0 * math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+
+
+class _GeluTanhCPU(torch.autograd.Function):
+    """DiT's tanh-approximated GELU as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
+
+    The same function as ``F.gelu(approximate="tanh")`` (0.5 (1 + tanh u) = sigmoid(2u)), but
+    ATen's CPU kernel pays for an exact vectorised tanh per element in both directions; these
+    few fused passes with one sigmoid are ~1.5x cheaper forward + backward on one thread."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        s = torch.addcmul(x.new_full((), _GELU_K), x, x, value=_GELU_K * _GELU_A)
+        s.mul_(x).sigmoid_()
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        x, s = ctx.saved_tensors
+        # d/dx x s(2u) = s + x s (1 - s) 2u' = s (1 + w (1 - s)) with w = x 2u'
+        w = torch.addcmul(x.new_full((), _GELU_K), x, x, value=3 * _GELU_K * _GELU_A).mul_(x)
+        w.addcmul_(w, s, value=-1.0)
+        return torch.addcmul(s, w, s).mul_(grad)
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        out: Tensor = _GeluTanhCPU.apply(x)  # type: ignore[no-untyped-call]
+        return out
+    return F.gelu(x, approximate="tanh")  # fused kernels elsewhere
+
+
 def timestep_embedding(t: Tensor, dim: int = 256, max_period: float = 10_000.0) -> Tensor:
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
@@ -150,13 +189,17 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(
-        self, x: Tensor, rope: tuple[Tensor, Tensor] | None, grid: tuple[int, int, int], mode: str
-    ) -> Tensor:
+    def forward(self, x: Tensor, rope: Tensor | None, grid: tuple[int, int, int], mode: str) -> Tensor:
         b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        a, e = self.heads, d // self.heads
+        qkv = self.qkv(x)
+        # split along channels (views; backward writes one (b, n, 3d) gradient with no stack)
+        v = qkv[..., 2 * d :].view(b, n, a, e).transpose(1, 2)
+        if rope is None:
+            q, k = (z.view(b, n, a, e).transpose(1, 2) for z in qkv[..., : 2 * d].split(d, dim=-1))
+        else:  # q and k rotated together: one complex multiply
+            qk = rotate_pairs(qkv[..., : 2 * d].view(b, n, 2, a, e), rope[:, None, None])
+            q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)
         t = grid[0]
         if mode == "spatial":
             q, k, v = (rearrange(z, "b a (t s) e -> (b t) a s e", t=t) for z in (q, k, v))
@@ -185,7 +228,7 @@ class CrossAttention(nn.Module):
         b, n, d = x.shape
         a, e = self.heads, d // self.heads
         q = self.q(self.norm(x)).view(b, n, a, e).transpose(1, 2)
-        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, a, e).permute(2, 0, 3, 1, 4).unbind(0)
+        k, v = (z.view(b, -1, a, e).transpose(1, 2) for z in self.kv(ctx).split(d, dim=-1))
         mask = None if ctx_mask is None else ctx_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         result: Tensor = self.proj(out.transpose(1, 2).reshape(b, n, d))
@@ -200,7 +243,7 @@ class MLP(nn.Module):
         self.fc2 = nn.Linear(inner, hidden)
 
     def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        out: Tensor = self.fc2(gelu_tanh(self.fc1(x)))
         return out
 
 
@@ -220,17 +263,16 @@ class DiTBlock(nn.Module):
         self,
         x: Tensor,
         c: Tensor,
-        rope: tuple[Tensor, Tensor] | None,
+        rope: Tensor | None,
         grid: tuple[int, int, int],
         ctx: Tensor | None,
         ctx_mask: Tensor | None,
     ) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c).chunk(6, dim=1)
-        x = x + gate1.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift1, scale1), rope, grid, self.mode)
+        x = gated(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, grid, self.mode))
         if self.cross is not None and ctx is not None:
             x = x + self.cross(x, ctx, ctx_mask)
-        x = x + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift2, scale2))
-        return x
+        return gated(x, gate2, self.mlp(modulate(self.norm2(x), shift2, scale2)))
 
 
 class FinalLayer(nn.Module):
@@ -352,7 +394,7 @@ class DiT(nn.Module):
                 )
             h = h + self.pos_embed
         else:
-            rope = rope_tables(grid, cfg.hidden // cfg.heads, device=x.device)
+            rope = rope_rotation(grid, cfg.hidden // cfg.heads, device=x.device)
         c = self.t_embedder(t)
         ctx = None
         if cfg.cond == "class":

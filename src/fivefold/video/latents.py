@@ -7,8 +7,10 @@ embedded once per distinct string. The cache is one ``.pt`` file, reusable acros
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -16,6 +18,8 @@ from torch import Tensor
 from fivefold._common.errors import UsageError
 from fivefold.video.text import TextBatch, TextEncoder
 from fivefold.video.vae import VideoVAE
+
+Bucket = tuple[int, int, int]  # pixel (frames, height, width)
 
 
 @dataclass
@@ -44,7 +48,56 @@ class LatentCache:
     def load(cls, path: Path) -> LatentCache:
         if not path.is_file():
             raise UsageError(f"latent cache {path} does not exist")
-        return cls(**torch.load(path, map_location="cpu", weights_only=False))
+        data = torch.load(path, map_location="cpu", weights_only=False)
+        if "buckets" in data:
+            raise UsageError(f"latent cache {path} holds size buckets; train with --buckets")
+        return cls(**data)
+
+
+def bucket_name(bucket: Bucket) -> str:
+    return "x".join(map(str, bucket))
+
+
+def save_buckets(path: Path, caches: Sequence[LatentCache], buckets: Sequence[Bucket]) -> None:
+    """One file for all buckets' caches (they share the caption tables)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"buckets": [bucket_name(b) for b in buckets], "caches": [c.__dict__ for c in caches]}, tmp)
+    os.replace(tmp, path)
+
+
+def load_buckets(path: Path, buckets: Sequence[Bucket]) -> list[LatentCache]:
+    """The per-bucket caches in ``path``; a :class:`UsageError` if it was built for other sizes."""
+    if not path.is_file():
+        raise UsageError(f"latent cache {path} does not exist")
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    wanted = [bucket_name(b) for b in buckets]
+    if "buckets" not in data:
+        raise UsageError(f"latent cache {path} has one size, not the buckets {','.join(wanted)}")
+    if data["buckets"] != wanted:
+        raise UsageError(
+            f"latent cache {path} holds buckets {','.join(data['buckets'])}, not {','.join(wanted)}"
+        )
+    return [LatentCache(**fields) for fields in data["caches"]]
+
+
+def _encode(
+    vae: VideoVAE, ds: Any, indices: Sequence[int], batch: int, echo: bool
+) -> tuple[list[Tensor], list[str]]:
+    latents: list[Tensor] = []
+    captions: list[str] = []
+    for start in range(0, len(indices), batch):
+        items = [ds[i] for i in indices[start : start + batch]]
+        latents.append(vae.encode(torch.stack([it["video"] for it in items])))
+        captions.extend(it["caption"] for it in items)
+        if echo and (start // batch) % 20 == 0:
+            print(f"cache: encoded {start + len(items)}/{len(indices)} clips", flush=True)
+    return latents, captions
+
+
+def _caption_tables(text: TextEncoder, captions: Sequence[str]) -> tuple[dict[str, int], TextBatch]:
+    unique = ["", *sorted(set(captions))]
+    return {c: i for i, c in enumerate(unique)}, text.encode(unique)
 
 
 @torch.no_grad()
@@ -63,17 +116,8 @@ def build_cache(
     from fivefold.video.data import MovingShapesDataset
 
     ds = MovingShapesDataset(frames, height, width, clips, seed=seed)
-    latents: list[Tensor] = []
-    captions: list[str] = []
-    for start in range(0, clips, batch):
-        items = [ds[i] for i in range(start, min(clips, start + batch))]
-        latents.append(vae.encode(torch.stack([it["video"] for it in items])))
-        captions.extend(it["caption"] for it in items)
-        if echo and (start // batch) % 20 == 0:
-            print(f"cache: encoded {start + len(items)}/{clips} clips", flush=True)
-    unique = ["", *sorted(set(captions))]
-    index = {c: i for i, c in enumerate(unique)}
-    tb = text.encode(unique)
+    latents, captions = _encode(vae, ds, range(clips), batch, echo)
+    index, tb = _caption_tables(text, captions)
     return LatentCache(
         latents=torch.cat(latents),
         caption_ids=torch.tensor([index[c] for c in captions]),
@@ -83,3 +127,42 @@ def build_cache(
         null_id=0,
         meta={"frames": frames, "height": height, "width": width, "seed": seed, "clips": clips},
     )
+
+
+@torch.no_grad()
+def build_bucket_caches(
+    vae: VideoVAE,
+    text: TextEncoder,
+    *,
+    clips: int,
+    buckets: Sequence[Bucket],
+    seed: int,
+    batch: int = 64,
+    echo: bool = False,
+) -> list[LatentCache]:
+    """One cache per (frames, height, width) bucket: clip i of the synthetic set is rendered at
+    ``buckets[i % len(buckets)]`` (the dataset's own bucketing), so every bucket holds different
+    clips; all buckets share one caption table."""
+    from fivefold.video.data import MovingShapesDataset
+
+    if not buckets:
+        raise UsageError("no buckets given")
+    n = len(buckets)
+    if clips < n:
+        raise UsageError(f"--clips {clips} is fewer than the {n} buckets")
+    ds = MovingShapesDataset(length=clips, seed=seed, buckets=list(buckets))
+    encoded = [_encode(vae, ds, range(k, clips, n), batch, echo) for k in range(n)]
+    index, tb = _caption_tables(text, [c for _, captions in encoded for c in captions])
+    tokens = tb.tokens.half()
+    return [
+        LatentCache(
+            latents=torch.cat(latents),
+            caption_ids=torch.tensor([index[c] for c in captions]),
+            tokens=tokens,
+            token_mask=tb.mask,
+            pooled=tb.pooled,
+            null_id=0,
+            meta={"frames": f, "height": h, "width": w, "seed": seed, "clips": len(captions)},
+        )
+        for (latents, captions), (f, h, w) in zip(encoded, buckets, strict=True)
+    ]

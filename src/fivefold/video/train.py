@@ -5,6 +5,10 @@ which captions are dropped for guidance) is drawn for the GLOBAL batch from a ge
 by (seed, s); rank r of W then takes its slice. So a resumed run replays the same numbers, and
 W processes with B/W examples each make the same update as one process with B (DDP averages
 gradients; the loss is a per-example mean).
+
+Size buckets (opt-in): given several latent caches of different (T, H, W), step ``s`` trains on
+the one drawn from its own (seed, s) stream, so every rank and every resumed run agrees on it
+without communication; images are a bucket with one frame.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,21 +27,11 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from fivefold._common.errors import UsageError
+from fivefold.video import trainloop as loop
 from fivefold.video.diffusion import DiffusionConfig, training_pair
 from fivefold.video.dit import DiT, DiTConfig
 from fivefold.video.latents import LatentCache
-from fivefold.video.trainloop import (
-    EMA,
-    CSVLog,
-    NaNLossError,
-    Progress,
-    atomic_save,
-    check_config,
-    load_checkpoint,
-    lr_at,
-    plot_csv,
-    step_generator,
-)
+from fivefold.video.patches import check_latent_grid
 
 MaskMode = Literal["none", "first", "last", "first_last", "span"]
 MASK_MODES: tuple[MaskMode, ...] = ("none", "first", "last", "first_last", "span")
@@ -59,6 +54,31 @@ class TrainConfig:
     log_every: int = 10
     compile: bool = False
     bf16: bool = False  # autocast on CUDA only
+    fused_adamw: bool = False  # one fused AdamW kernel (rounding differs from the default foreach)
+
+
+# Options added after runs were saved: a run records them only when they differ from these
+# defaults, so older checkpoints resume unchanged and default runs save the same fields as before.
+_LATER_FIELDS = {"fused_adamw": False}
+
+
+def run_record(tc: TrainConfig, caches: Sequence[LatentCache] | None = None) -> dict[str, Any]:
+    """What a checkpoint stores as its ``train_config`` (and what --resume must match); with
+    buckets, their latent sizes too."""
+    record = dataclasses.asdict(tc)
+    for key, default in _LATER_FIELDS.items():
+        if record[key] == default:
+            del record[key]
+    if caches is not None:
+        record["buckets"] = [list(c.latents.shape[2:]) for c in caches]
+    return record
+
+
+def step_bucket(tc: TrainConfig, step: int, buckets: int) -> int:
+    """The bucket of step ``step``: uniform, from a stream of its own (the batch's is untouched)."""
+    if buckets == 1:
+        return 0
+    return int(torch.randint(buckets, (1,), generator=loop.step_generator(tc.seed, step, stream=1)))
 
 
 def sample_known_mask(batch: int, frames: int, mask_prob: float, g: torch.Generator) -> Tensor:
@@ -94,7 +114,7 @@ class StepBatch:
 
 
 def global_batch(cache: LatentCache, tc: TrainConfig, step: int) -> tuple[StepBatch, torch.Generator]:
-    g = step_generator(tc.seed, step)
+    g = loop.step_generator(tc.seed, step)
     idx = torch.randint(0, len(cache), (tc.batch_size,), generator=g)
     x0 = cache.latents[idx].float()
     if tc.image_every and step % tc.image_every == tc.image_every - 1:
@@ -137,9 +157,25 @@ def init_distributed() -> bool:
     return True
 
 
+def _check_caches(caches: Sequence[LatentCache], mc: DiTConfig, tc: TrainConfig) -> None:
+    if not caches:
+        raise UsageError("no latent cache to train on")
+    for cache in caches:
+        t, h, w = cache.latents.shape[2:]
+        if cache.latents.shape[1] != mc.latent_channels:
+            raise UsageError(
+                f"the latent cache has {cache.latents.shape[1]} channels "
+                f"but the model expects {mc.latent_channels}"
+            )
+        if len(caches) > 1:  # one size is checked by the model, as before
+            check_latent_grid(t, h, w, mc.patch)
+            if tc.image_every:
+                check_latent_grid(1, h, w, mc.patch)
+
+
 def train(
     out: Path,
-    cache: LatentCache,
+    cache: LatentCache | Sequence[LatentCache],
     mc: DiTConfig,
     tc: TrainConfig,
     *,
@@ -149,33 +185,41 @@ def train(
     stop_after: int | None = None,
     echo_every: int = 0,
 ) -> dict[str, Any]:
-    """Train; returns a summary. ``stop_after``: leave after that many steps of this run (the
-    schedule still spans ``tc.steps``), as an interrupted run would."""
+    """Train; returns a summary. ``cache``: one latent cache, or a sequence of caches of
+    different sizes (buckets; each step draws its batch from one). ``stop_after``: leave after
+    that many steps of this run (the schedule still spans ``tc.steps``), as an interrupted run
+    would."""
     dc = dc or DiffusionConfig()
+    bucketed = not isinstance(cache, LatentCache)
+    caches = list(cache) if not isinstance(cache, LatentCache) else [cache]
     rank, world = _dist_info()
     if tc.batch_size % world:
         raise UsageError(f"batch size {tc.batch_size} is not divisible by {world} processes")
-    if cache.latents.shape[1] != mc.latent_channels:
-        raise UsageError(
-            f"the latent cache has {cache.latents.shape[1]} channels "
-            f"but the model expects {mc.latent_channels}"
-        )
+    _check_caches(caches, mc, tc)
+    record = run_record(tc, caches if bucketed else None)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "dit.pt"
     torch.manual_seed(tc.seed)
     model = DiT(mc)
-    ema = EMA(model, tc.ema_decay)
+    ema = loop.EMA(model, tc.ema_decay)
     start = 0
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=tc.lr,
+        weight_decay=tc.weight_decay,
+        betas=(0.9, 0.99),
+        **({"fused": True} if tc.fused_adamw else {}),
+    )
     if resume:
-        state = load_checkpoint(ckpt_path)
+        state = loop.load_checkpoint(ckpt_path)
         if state["kind"] != "dit":
             raise UsageError(f"{ckpt_path} is a {state['kind']} checkpoint, not a DiT one")
-        check_config(ckpt_path, "DiT", state["config"], mc.identity())
-        check_config(ckpt_path, "diffusion", state["diffusion"], dataclasses.asdict(dc))
-        saved_tc = {k: v for k, v in state["train_config"].items() if k not in ("ckpt_every", "log_every")}
-        wanted_tc = {k: v for k, v in dataclasses.asdict(tc).items() if k not in ("ckpt_every", "log_every")}
-        check_config(ckpt_path, "training run", saved_tc, wanted_tc)
+        loop.check_config(ckpt_path, "DiT", state["config"], mc.identity())
+        loop.check_config(ckpt_path, "diffusion", state["diffusion"], dataclasses.asdict(dc))
+        skip = ("ckpt_every", "log_every")
+        saved_tc = {k: v for k, v in state["train_config"].items() if k not in skip}
+        wanted_tc = {k: v for k, v in record.items() if k not in skip}
+        loop.check_config(ckpt_path, "training run", saved_tc, wanted_tc)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -190,7 +234,7 @@ def train(
     per_rank = tc.batch_size // world
     sl = slice(rank * per_rank, (rank + 1) * per_rank)
     log = (
-        CSVLog(out / "train_log.csv", ["step", "loss", "lr"], start if resume else None)
+        loop.CSVLog(out / "train_log.csv", ["step", "loss", "lr"], start if resume else None)
         if rank == 0
         else None
     )
@@ -198,12 +242,12 @@ def train(
     def save(step: int) -> None:
         if rank != 0:
             return
-        atomic_save(
+        loop.atomic_save(
             {
                 "kind": "dit",
                 "config": mc.identity(),
                 "diffusion": dataclasses.asdict(dc),
-                "train_config": dataclasses.asdict(tc),
+                "train_config": record,
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
                 "opt": opt.state_dict(),
@@ -216,28 +260,32 @@ def train(
 
     end = tc.steps if stop_after is None else min(tc.steps, start + stop_after)
     losses: list[float] = []
-    progress = Progress(tc.steps, start, "dit", echo_every if rank == 0 else 0)
+    used = [0] * len(caches)
+    progress = loop.Progress(tc.steps, start, "dit", echo_every if rank == 0 else 0)
     model.train()
     with progress.running():
         for step in range(start, end):
-            lr = lr_at(step, tc.lr, tc.warmup, tc.steps)
+            lr = loop.lr_at(step, tc.lr, tc.warmup, tc.steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            batch, g = global_batch(cache, tc, step)
+            bucket = step_bucket(tc, step, len(caches))
+            used[bucket] += 1
+            step_cache = caches[bucket]
+            batch, g = global_batch(step_cache, tc, step)
             autocast = (
                 torch.autocast("cuda", dtype=torch.bfloat16)
                 if tc.bf16 and device.type == "cuda"
                 else contextlib.nullcontext()
             )
             with autocast:
-                loss = loss_fn(net, cache, dc, _to(batch, device), g, sl)
+                loss = loss_fn(net, step_cache, dc, _to(batch, device), g, sl)
             reported = loss.detach().clone()
             if world > 1:
                 dist.all_reduce(reported)
                 reported /= world
             value = reported.item()
             if not math.isfinite(value):
-                raise NaNLossError(
+                raise loop.NaNLossError(
                     f"loss is {value} at step {step}; stopped, last good checkpoint kept at {ckpt_path}"
                     + (f" (step {(step // tc.ckpt_every) * tc.ckpt_every})" if ckpt_path.is_file() else "")
                 )
@@ -254,9 +302,12 @@ def train(
             if (step + 1) % tc.ckpt_every == 0 or step + 1 == end:
                 save(step + 1)
     if rank == 0 and (out / "train_log.csv").is_file():
-        plot_csv(out / "train_log.csv", out / "train_loss.png")
+        loop.plot_csv(out / "train_log.csv", out / "train_loss.png")
     sps, _ = progress.rate(max(end - 1, start))
-    return {"steps": end, "losses": losses, "steps_per_s": sps, "checkpoint": str(ckpt_path)}
+    summary = {"steps": end, "losses": losses, "steps_per_s": sps, "checkpoint": str(ckpt_path)}
+    if bucketed:
+        summary["bucket_steps"] = used
+    return summary
 
 
 def _to(batch: StepBatch, device: torch.device) -> StepBatch:
