@@ -3,7 +3,9 @@
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/video.py [--quick]``. Prints the machine, thread
 count and every figure; the reference is a facebookresearch/DiT-style block written here (timm-style
 attention with an explicit softmax(QK^T)V, separate modulate ops on the adaLN path, Conv2d patch
-embedding), trained at the same config as fivefold's DiT.
+embedding), trained at the same config as fivefold's DiT. "before" is fivefold's DiT as of commit
+``BEFORE`` (read from git, when this is a checkout), so the lean hot path is measured against the
+plain one in the same process, interleaved, as CPU time per step (``time.process_time``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import dataclasses
 import math
 import platform
 import resource
+import subprocess
+import sys
 import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -101,48 +109,103 @@ class RefDiT(nn.Module):
         return torch.einsum("nhwpqc->nchpwq", x).reshape(b, 8, gh * self.p, gw * self.p)
 
 
-def _train_rate(step_fn: object, steps: int) -> float:
-    step_fn()  # type: ignore[operator]  # warm-up
-    started = time.perf_counter()
-    for _ in range(steps):
-        step_fn()  # type: ignore[operator]
-    return steps / (time.perf_counter() - started)
+BEFORE = "c0e4533"  # the session-1 DiT: view/permute QKV, stacked RoPE, F.gelu, x + gate * branch
 
 
-def compare_reference(steps: int, batch: int) -> dict[str, float]:
-    """Training steps/s of fivefold's DiT and the reference at DiT-S/2 width, depth 4, 16x16x4 latents."""
+def before_dit() -> Any:
+    """fivefold.video.dit (and the rope module it used) as of ``BEFORE``, or None outside git."""
+    root = Path(__file__).resolve().parents[1]
+
+    def source(path: str) -> str:
+        cmd = ["git", "-C", str(root), "show", f"{BEFORE}:src/fivefold/video/{path}"]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+    try:
+        rope_src, dit_src = source("rope.py"), source("dit.py")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    rope = types.ModuleType("video_rope_before")
+    exec(compile(rope_src, "rope_before.py", "exec"), rope.__dict__)
+    dit = types.ModuleType("video_dit_before")
+    sys.modules[dit.__name__] = dit  # dataclasses look their module up
+    current = sys.modules["fivefold.video.rope"]
+    sys.modules["fivefold.video.rope"] = rope
+    try:
+        exec(compile(dit_src, "dit_before.py", "exec"), dit.__dict__)
+    finally:
+        sys.modules["fivefold.video.rope"] = current
+    return dit
+
+
+def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int) -> dict[str, float]:
+    """CPU seconds per step of each, the best of ``rounds`` interleaved rounds (load on a shared
+    machine inflates wall time and hits every contender alike within a round)."""
+    for fn in steps.values():
+        fn()  # warm-up
+    best = {name: math.inf for name in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            started = time.process_time()
+            for _ in range(per_round):
+                fn()
+            best[name] = min(best[name], (time.process_time() - started) / per_round)
+    return best
+
+
+def _adamw_step(model: nn.Module, forward: Callable[[], Tensor], fused: bool = False) -> Callable[[], None]:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if fused else {}))
+
+    def step() -> None:
+        loss = forward()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def before_and_after(
+    model: nn.Module, forward_of: Callable[[nn.Module], Callable[[], Tensor]]
+) -> dict[str, Callable[[], None]]:
+    """Training steps of ``model`` and, where git has it, of the same weights in the ``BEFORE`` code."""
+    steps = {}
+    old = before_dit()
+    if old is not None:
+        plain = old.DiT(old.DiTConfig(**dataclasses.asdict(model.cfg)))
+        plain.load_state_dict(model.state_dict())
+        steps["before"] = _adamw_step(plain, forward_of(plain))
+    steps["after"] = _adamw_step(model, forward_of(model))
+    return steps
+
+
+def compare_reference(hidden: int, heads: int, batch: int, rounds: int, per_round: int) -> dict[str, float]:
+    """CPU seconds per training step, class-conditional with a frozen sin-cos table on both sides
+    (the reference has no RoPE or cross-attention): width ``hidden``, depth 4, 16x16x4 latents."""
     torch.manual_seed(0)
-    cfg = dataclasses.replace(paper_config("DiT-S/2"), depth=4, input_size=(1, 16, 16))
+    cfg = dataclasses.replace(
+        paper_config("DiT-S/2"), hidden=hidden, heads=heads, depth=4, input_size=(1, 16, 16)
+    )
     ours = DiT(cfg)
+    fused = DiT(cfg)
     ref = RefDiT(16, 2, cfg.hidden, cfg.depth, cfg.heads)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
     x = torch.randn(batch, 4, 16, 16)
     t = torch.randint(0, 1000, (batch,)).float()
     y = torch.randint(0, 1000, (batch,))
     target = torch.randn(batch, 8, 16, 16)
-    opt_a = torch.optim.AdamW(ours.parameters(), lr=1e-4)
-    opt_b = torch.optim.AdamW(ref.parameters(), lr=1e-4)
 
-    def step_ours() -> None:
-        loss = F.mse_loss(ours(x[:, :, None], t, y)[:, :, 0], target)
-        opt_a.zero_grad()
-        loss.backward()
-        opt_a.step()
+    def five(model: nn.Module) -> Callable[[], Tensor]:
+        return lambda: F.mse_loss(model(x[:, :, None], t, y)[:, :, 0], target)
 
-    def step_ref() -> None:
-        loss = F.mse_loss(ref(x, t, y), target)
-        opt_b.zero_grad()
-        loss.backward()
-        opt_b.step()
-
-    rates = {"reference": [], "fivefold": []}  # type: dict[str, list[float]]
-    for _ in range(2):  # interleaved, best of two, to damp other load on a shared machine
-        rates["reference"].append(_train_rate(step_ref, steps))
-        rates["fivefold"].append(_train_rate(step_ours, steps))
-    return {k: max(v) for k, v in rates.items()}
+    steps = {"reference": _adamw_step(ref, lambda: F.mse_loss(ref(x, t, y), target))}
+    steps |= before_and_after(ours, five)
+    steps["after, fused AdamW"] = _adamw_step(fused, five(fused), fused=True)
+    return interleaved(steps, rounds, per_round)
 
 
-def shipped_train_rate(steps: int) -> tuple[float, DiTConfig, int]:
+def shipped_train_rate(rounds: int, per_round: int) -> tuple[dict[str, float], DiTConfig, int]:
+    """CPU seconds per step of the shipped config (text cross-attention, 3D RoPE, known-frames
+    channels) through the training loss, before and after the lean hot path."""
     from fivefold.video.sample import load_pipeline
 
     pipe = load_pipeline()
@@ -160,21 +223,22 @@ def shipped_train_rate(steps: int) -> tuple[float, DiTConfig, int]:
         null_id=0,
         meta={},
     )
-    model = DiT(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     tc = TrainConfig(batch_size=batch, image_every=0)
-    counter = {"s": 0}
 
-    def step() -> None:
-        batch_, gen = global_batch(cache, tc, counter["s"])
-        counter["s"] += 1
-        loss = loss_fn(model, cache, DiffusionConfig(), batch_, gen, slice(0, batch))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def loss_of(model: nn.Module) -> Callable[[], Tensor]:
+        counter = {"s": 0}
 
+        def forward() -> Tensor:
+            batch_, gen = global_batch(cache, tc, counter["s"])
+            counter["s"] += 1
+            return loss_fn(model, cache, DiffusionConfig(), batch_, gen, slice(0, batch))
+
+        return forward
+
+    torch.manual_seed(0)
+    steps = before_and_after(DiT(cfg), loss_of)
     _ = training_pair
-    return _train_rate(step, steps), cfg, batch
+    return interleaved(steps, rounds, per_round), cfg, batch
 
 
 def sample_costs(pipe: object, sizes: list[tuple[int, int, int]], steps: int) -> list[dict[str, float]]:
@@ -231,27 +295,36 @@ def main() -> None:
     args = parser.parse_args()
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
     torch.set_num_threads(threads)
-    steps = 3 if args.quick else 10
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{threads} thread(s)"
     )
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
 
-    rates = compare_reference(steps, batch=16)
-    print("\n== training throughput at equal config (DiT-S/2 width, depth 4, 16x16x4, batch 16) ==")
-    print(f"reference DiT (timm-style attention, unfused adaLN): {rates['reference']:.2f} steps/s")
-    print(f"fivefold DiT (fused QKV + SDPA, addcmul modulate):   {rates['fivefold']:.2f} steps/s")
-    print(f"speed-up: {rates['fivefold'] / rates['reference']:.2f}x")
+    rounds, per_round = (2, 2) if args.quick else (4, 3)
+    print("\n== training throughput at equal config (CPU s/step, best of interleaved rounds) ==")
+    print("both class-conditional with a frozen sin-cos table, depth 4, 16x16x4 latents, patch 2 (64 tokens)")
+    for hidden, heads, batch in ((384, 6, 16), (128, 4, 32)):
+        rates = compare_reference(hidden, heads, batch, rounds, per_round)
+        ref = rates["reference"]
+        label = "DiT-S/2 width" if hidden == 384 else "shipped width"
+        print(f"-- {label}: hidden {hidden}, {heads} heads, batch {batch}")
+        for name, seconds in rates.items():
+            print(f"{name:>20}: {seconds:.3f} s/step  ({ref / seconds:.2f}x the reference)")
+        if "before" in rates:
+            print(f"{'after vs before':>20}: {rates['before'] / rates['after']:.2f}x")
 
     from fivefold.video.sample import generate, load_pipeline
 
-    rate, cfg, batch = shipped_train_rate(steps)
+    shipped, cfg, batch = shipped_train_rate(rounds, per_round)
     print(
         f"\n== shipped config: hidden {cfg.hidden}, depth {cfg.depth}, patch {cfg.patch}, "
         f"latent {cfg.input_size} =="
     )
-    print(f"train: {rate:.2f} steps/s at batch {batch}")
+    for name, seconds in shipped.items():
+        print(f"train ({name}): {1 / seconds:.2f} steps/s at batch {batch} (CPU {seconds:.3f} s/step)")
+    if "before" in shipped:
+        print(f"train after vs before: {shipped['before'] / shipped['after']:.2f}x")
     pipe = load_pipeline()
     generate(pipe, ["a red circle moving left"], 9, 32, 32, steps=2)  # warm-up
     started = time.perf_counter()

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import Tensor
@@ -166,10 +166,19 @@ def fit_to_model(video: Tensor, geo: Geometry, what: str = "input") -> Tensor:
     return torch.stack([resize_video(clip, nh, nw) for clip in video])
 
 
-def _sampling(steps: int, cfg: float, seed: int) -> dict[str, Any]:
+class Sampling(TypedDict, total=False):
+    """The sampler settings every capability takes as keywords."""
+
+    steps: int  # default 25
+    cfg: float  # classifier-free guidance scale, default 4.0
+    seed: int  # default 0
+
+
+def _sampling(**given: Unpack[Sampling]) -> dict[str, Any]:
+    steps = given.get("steps", 25)
     if steps < 1:
         raise UsageError(f"steps must be >= 1, got {steps}")
-    return {"steps": steps, "cfg": cfg, "seed": seed}
+    return {"steps": steps, "cfg": given.get("cfg", 4.0), "seed": given.get("seed", 0)}
 
 
 # ---------------------------------------------------------------- capabilities
@@ -180,16 +189,14 @@ def image(
     prompt: str | Sequence[str],
     height: int | None = None,
     width: int | None = None,
-    steps: int = 25,
-    cfg: float = 4.0,
-    seed: int = 0,
+    **sampling: Unpack[Sampling],
 ) -> Tensor:
     """Single-frame generation: (B, 3, 1, H, W)."""
     geo = geometry(pipe)
     height, width = height or geo.height, width or geo.width
     geo.check_size(height, width)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    return _generate(pipe, prompts, 1, height, width, **_sampling(steps, cfg, seed))
+    return _generate(pipe, prompts, 1, height, width, **_sampling(**sampling))
 
 
 def animate(
@@ -197,9 +204,7 @@ def animate(
     picture: Tensor,
     prompt: str | Sequence[str],
     frames: int | None = None,
-    steps: int = 25,
-    cfg: float = 4.0,
-    seed: int = 0,
+    **sampling: Unpack[Sampling],
 ) -> Tensor:
     """Image-to-video: a clip whose first frame is ``picture`` ((3,H,W), (B,3,H,W) or (B,3,1,H,W))."""
     geo = geometry(pipe)
@@ -220,7 +225,7 @@ def animate(
         video.shape[4],
         known_video=known,
         known_frames=[0],
-        **_sampling(steps, cfg, seed),
+        **_sampling(**sampling),
     )
 
 
@@ -275,9 +280,7 @@ def extend(
     seconds: float | None = None,
     backward: bool = False,
     loop: bool = False,
-    steps: int = 25,
-    cfg: float = 4.0,
-    seed: int = 0,
+    **sampling: Unpack[Sampling],
 ) -> Tensor:
     """The clip with ``frames`` (or ``seconds`` at :data:`FPS`) new frames after it (or, ``backward``,
     before it). ``loop``: new frames after it that lead back into its first frame, so the result plays
@@ -291,9 +294,9 @@ def extend(
         frames = max(1, round(seconds * FPS))
     if loop and backward:
         raise UsageError("--loop and --backward cannot be combined (a loop joins the end to the start)")
-    sampling = _sampling(steps, cfg, seed)
+    chosen = _sampling(**sampling)
     if loop:
-        return _loop(pipe, geo, clip, prompts, sampling, frames)
+        return _loop(pipe, geo, clip, prompts, chosen, frames)
     frames = frames if frames is not None else geo.window - geo.head_context
     if frames < 1:
         raise UsageError(f"frames to add must be >= 1, got {frames}")
@@ -304,15 +307,15 @@ def extend(
         )
     added = 0
     current = clip
-    round_seed = seed
+    round_seed = chosen["seed"]
     while added < frames:
-        sampling["seed"] = round_seed
+        chosen["seed"] = round_seed
         if backward:
-            window = _window_backward(pipe, current[:, :, :need], prompts, sampling, geo.window)
+            window = _window_backward(pipe, current[:, :, :need], prompts, chosen, geo.window)
             new = window[:, :, : geo.window - need]
             current = torch.cat([new, current], dim=2)
         else:
-            window = _window_forward(pipe, current[:, :, -need:], prompts, sampling, geo.window)
+            window = _window_forward(pipe, current[:, :, -need:], prompts, chosen, geo.window)
             new = window[:, :, need:]
             current = torch.cat([current, new], dim=2)
         added += new.shape[2]
@@ -346,9 +349,7 @@ def long(
     frames: int,
     height: int | None = None,
     width: int | None = None,
-    steps: int = 25,
-    cfg: float = 4.0,
-    seed: int = 0,
+    **sampling: Unpack[Sampling],
 ) -> Tensor:
     """A clip of ``frames`` frames (any count >= 1): one window from the prompt, then forward
     extension with half-window overlapping context until long enough."""
@@ -359,9 +360,11 @@ def long(
         raise UsageError(f"frames must be >= 1, got {frames}")
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     first = geo.window if frames > geo.window else geo.round_frames_up(frames)
-    clip = _generate(pipe, prompts, first, height, width, **_sampling(steps, cfg, seed))
+    s = _sampling(**sampling)
+    clip = _generate(pipe, prompts, first, height, width, **s)
     if frames > clip.shape[2]:
-        clip = extend(pipe, clip, prompts, frames=frames - clip.shape[2], steps=steps, cfg=cfg, seed=seed + 1)
+        more = frames - clip.shape[2]
+        clip = extend(pipe, clip, prompts, frames=more, steps=s["steps"], cfg=s["cfg"], seed=s["seed"] + 1)
     return clip[:, :, :frames]
 
 
@@ -370,9 +373,7 @@ def edit(
     video: Tensor,
     prompt: str | Sequence[str],
     strength: float,
-    steps: int = 25,
-    cfg: float = 4.0,
-    seed: int = 0,
+    **sampling: Unpack[Sampling],
 ) -> Tensor:
     """SDEdit: noise the clip's latents to ``strength`` and denoise under the new prompt.
     Strength 0 returns the input unchanged; 1 starts from pure noise and ignores it."""
@@ -400,7 +401,7 @@ def edit(
         clip.shape[4],
         init_video=clip,
         strength=strength,
-        **_sampling(steps, cfg, seed),
+        **_sampling(**sampling),
     )
 
 
@@ -410,9 +411,7 @@ def connect(
     video_b: Tensor,
     frames: int | None = None,
     prompt: str | Sequence[str] = "",
-    steps: int = 25,
-    cfg: float = 4.0,
-    seed: int = 0,
+    **sampling: Unpack[Sampling],
 ) -> Tensor:
     """A ``frames``-frame transition that starts with A's last frames and ends with B's first."""
     geo = geometry(pipe)
@@ -433,9 +432,7 @@ def connect(
     for name, clip, need in (("A", a, head), ("B", b, tail)):
         if clip.shape[2] < need:
             raise UsageError(f"video {name} has {clip.shape[2]} frames; connect needs at least {need}")
-    return _window_between(
-        pipe, a[:, :, -head:], b[:, :, :tail], prompts, _sampling(steps, cfg, seed), frames
-    )
+    return _window_between(pipe, a[:, :, -head:], b[:, :, :tail], prompts, _sampling(**sampling), frames)
 
 
 # ---------------------------------------------------------------- files

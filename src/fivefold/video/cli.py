@@ -304,6 +304,8 @@ def sample_cmd(
     """Generate a clip from a prompt with the shipped (or a given) model."""
     import time
 
+    import torch
+
     from fivefold._common.jsonout import emit
     from fivefold.video.media import save_grid, save_video
     from fivefold.video.sample import generate, load_pipeline
@@ -314,35 +316,24 @@ def sample_cmd(
         raise UsageError(f"--out must end in .gif or .mp4, got {out.name}")
     pipe = load_pipeline(checkpoint)
     started = time.perf_counter()
-    videos = generate(
-        pipe,
-        list(prompts),
-        frames,
-        height,
-        width,
-        steps=steps,
-        cfg=guidance,
-        seed=seed,
-        method=sampler,  # type: ignore[arg-type]
-    )
+
+    def clips(clip_seed: int) -> torch.Tensor:
+        return generate(
+            pipe,
+            list(prompts),
+            frames,
+            height,
+            width,
+            steps=steps,
+            cfg=guidance,
+            seed=clip_seed,
+            method=sampler,  # type: ignore[arg-type]
+        )
+
+    videos = clips(seed)
     written = [str(save_video(out, videos, upscale=upscale))]
     if grid:
-        rows = [
-            generate(
-                pipe,
-                list(prompts),
-                frames,
-                height,
-                width,
-                steps=steps,
-                cfg=guidance,
-                seed=seed + 1000 * k,
-                method=sampler,  # type: ignore[arg-type]
-            )
-            for k in range(grid)
-        ]  # type: ignore[arg-type]
-        import torch
-
+        rows = [clips(seed + 1000 * k) for k in range(grid)]
         written.append(str(save_grid(out.with_suffix(".png"), torch.cat(rows), upscale=upscale)))
     elapsed = time.perf_counter() - started
     if as_json:

@@ -7,9 +7,11 @@ Heavy modules (torch) are imported inside the commands so ``fivefold video --hel
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +51,58 @@ def _warnings_to_stderr() -> Iterator[None]:
         click.echo(f"warning: {item.message}", err=True)
 
 
+@dataclass(frozen=True)
+class SamplingRun:
+    """The options every generating command shares, handed to it as one ``run`` argument."""
+
+    steps: int
+    cfg: float
+    seed: int
+    checkpoint: Path | None
+    fps: int
+    as_json: bool
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return {"steps": self.steps, "cfg": self.cfg, "seed": self.seed}
+
+    def pipe(self) -> Any:
+        return _pipe(self.checkpoint)
+
+    def write(self, out: Path, video: Any, **extra: Any) -> None:
+        _write(out, video, self.fps, self.as_json, **extra)
+
+
+_RUN_FIELDS = ("steps", "cfg", "seed", "checkpoint", "fps", "as_json")
+
+
 def _sampling_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(fn)
-    fn = click.option("--fps", type=int, default=8, show_default=True, help="Frame rate of the output file.")(
-        fn
-    )
-    fn = click.option(
-        "--checkpoint",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="A training run's checkpoint (default: the shipped model).",
-    )(fn)
-    fn = click.option("--seed", type=int, default=0, show_default=True)(fn)
-    fn = click.option(
-        "--cfg", type=float, default=4.0, show_default=True, help="Classifier-free guidance scale."
-    )(fn)
-    fn = click.option("--steps", type=int, default=25, show_default=True, help="Sampling steps.")(fn)
-    return fn
+    """Add --steps/--cfg/--seed/--checkpoint/--fps/--json; the command receives them as ``run``."""
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> Any:
+        run = SamplingRun(**{name: kwargs.pop(name) for name in _RUN_FIELDS})
+        return fn(run=run, **kwargs)
+
+    options = [
+        click.option("--steps", type=int, default=25, show_default=True, help="Sampling steps."),
+        click.option(
+            "--cfg", type=float, default=4.0, show_default=True, help="Classifier-free guidance scale."
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option(
+            "--checkpoint",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="A training run's checkpoint (default: the shipped model).",
+        ),
+        click.option("--fps", type=int, default=8, show_default=True, help="Frame rate of the output file."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]
+    wrapped: Callable[..., Any] = command
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def _write(out: Path, video: Any, fps: int, as_json: bool, **extra: Any) -> None:
@@ -88,6 +125,27 @@ def _pipe(checkpoint: Path | None) -> Any:
     from fivefold.video.capabilities import load_pipeline
 
     return load_pipeline(checkpoint)
+
+
+_PROMPT = click.option("--prompt", required=True)
+_VIDEO = click.argument("video_path", metavar="VIDEO", type=click.Path(path_type=Path))
+
+
+def _generating(name: str, out: str, *params: Callable[[Any], Any]) -> Callable[[Callable[..., Any]], Any]:
+    """A generating command named ``name``: its own arguments and options (``params``, in order),
+    then --out (default ``out``) and the shared sampling options (handed to it as ``run``)."""
+
+    def decorate(fn: Callable[..., Any]) -> click.Command:
+        wrapped = _sampling_options(fn)
+        out_option = click.option(
+            "--out", type=click.Path(path_type=Path), default=Path(out), show_default=True
+        )
+        wrapped = out_option(wrapped)
+        for param in reversed(params):
+            wrapped = param(wrapped)
+        return _command(click.command(name)(wrapped))
+
+    return decorate
 
 
 @_command
@@ -195,73 +253,50 @@ def eval_cmd(
     )
 
 
-@_command
-@click.command("image")
-@click.option("--prompt", required=True)
-@click.option("--size", default=None, help="WIDTHxHEIGHT (default: the trained size).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("image.png"), show_default=True)
-@_sampling_options
-def image_cmd(
-    prompt: str,
-    size: str | None,
-    out: Path,
-    steps: int,
-    cfg: float,
-    seed: int,
-    checkpoint: Path | None,
-    fps: int,
-    as_json: bool,
-) -> None:
+@_generating(
+    "image",
+    "image.png",
+    _PROMPT,
+    click.option("--size", default=None, help="WIDTHxHEIGHT (default: the trained size)."),
+)
+def image_cmd(prompt: str, size: str | None, out: Path, run: SamplingRun) -> None:
     """Generate a single frame."""
     from fivefold.video import capabilities as cap
 
     hw = parse_size(size)
     with _warnings_to_stderr():
         height, width = hw or (None, None)
-        video = cap.image(_pipe(checkpoint), prompt, height, width, steps=steps, cfg=cfg, seed=seed)
-    _write(out, video, fps, as_json)
+        video = cap.image(run.pipe(), prompt, height, width, **run.sampling)
+    run.write(out, video)
 
 
-@_command
-@click.command("animate")
-@click.argument("image_path", metavar="IMAGE", type=click.Path(path_type=Path))
-@click.option("--prompt", required=True)
-@click.option("--frames", type=int, default=None, help="Frames (default: the trained length).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("animated.gif"), show_default=True)
-@_sampling_options
-def animate_cmd(
-    image_path: Path,
-    prompt: str,
-    frames: int | None,
-    out: Path,
-    steps: int,
-    cfg: float,
-    seed: int,
-    checkpoint: Path | None,
-    fps: int,
-    as_json: bool,
-) -> None:
+@_generating(
+    "animate",
+    "animated.gif",
+    click.argument("image_path", metavar="IMAGE", type=click.Path(path_type=Path)),
+    _PROMPT,
+    click.option("--frames", type=int, default=None, help="Frames (default: the trained length)."),
+)
+def animate_cmd(image_path: Path, prompt: str, frames: int | None, out: Path, run: SamplingRun) -> None:
     """Image-to-video: a clip whose first frame is IMAGE."""
     from fivefold.video import capabilities as cap
 
     picture = cap.read_video(image_path)[:, :, 0]
     with _warnings_to_stderr():
-        video = cap.animate(
-            _pipe(checkpoint), picture, prompt, frames=frames, steps=steps, cfg=cfg, seed=seed
-        )
-    _write(out, video, fps, as_json)
+        video = cap.animate(run.pipe(), picture, prompt, frames=frames, **run.sampling)
+    run.write(out, video)
 
 
-@_command
-@click.command("extend")
-@click.argument("video_path", metavar="VIDEO", type=click.Path(path_type=Path))
-@click.option("--prompt", required=True)
-@click.option("--backward", is_flag=True, help="Generate what came before the clip.")
-@click.option("--seconds", type=float, default=None, help="Seconds to add (at 8 frames per second).")
-@click.option("--frames", type=int, default=None, help="Frames to add (instead of --seconds).")
-@click.option("--loop", is_flag=True, help="Add frames that lead back into the first frame.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("extended.gif"), show_default=True)
-@_sampling_options
+@_generating(
+    "extend",
+    "extended.gif",
+    _VIDEO,
+    _PROMPT,
+    click.option("--backward", is_flag=True, help="Generate what came before the clip."),
+    click.option("--seconds", type=float, default=None, help="Seconds to add (at 8 frames per second)."),
+    click.option("--frames", type=int, default=None, help="Frames to add (instead of --seconds)."),
+    click.option("--loop", is_flag=True, help="Add frames that lead back into the first frame."),
+)
 def extend_cmd(
     video_path: Path,
     prompt: str,
@@ -270,12 +305,7 @@ def extend_cmd(
     frames: int | None,
     loop: bool,
     out: Path,
-    steps: int,
-    cfg: float,
-    seed: int,
-    checkpoint: Path | None,
-    fps: int,
-    as_json: bool,
+    run: SamplingRun,
 ) -> None:
     """Continue VIDEO forward (or --backward), or make it --loop."""
     from fivefold.video import capabilities as cap
@@ -285,112 +315,74 @@ def extend_cmd(
     clip = cap.read_video(video_path)
     with _warnings_to_stderr():
         video = cap.extend(
-            _pipe(checkpoint),
+            run.pipe(),
             clip,
             prompt,
             frames=frames,
             seconds=seconds,
             backward=backward,
             loop=loop,
-            steps=steps,
-            cfg=cfg,
-            seed=seed,
+            **run.sampling,
         )
-    _write(out, video, fps, as_json, added=int(video.shape[2] - clip.shape[2]))
+    run.write(out, video, added=int(video.shape[2] - clip.shape[2]))
 
 
-@_command
-@click.command("long")
-@click.option("--prompt", required=True)
-@click.option("--frames", type=int, required=True, help="Total frames (longer than the trained length).")
-@click.option("--size", default=None, help="WIDTHxHEIGHT (default: the trained size).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("long.gif"), show_default=True)
-@_sampling_options
-def long_cmd(
-    prompt: str,
-    frames: int,
-    size: str | None,
-    out: Path,
-    steps: int,
-    cfg: float,
-    seed: int,
-    checkpoint: Path | None,
-    fps: int,
-    as_json: bool,
-) -> None:
+@_generating(
+    "long",
+    "long.gif",
+    _PROMPT,
+    click.option("--frames", type=int, required=True, help="Total frames (longer than the trained length)."),
+    click.option("--size", default=None, help="WIDTHxHEIGHT (default: the trained size)."),
+)
+def long_cmd(prompt: str, frames: int, size: str | None, out: Path, run: SamplingRun) -> None:
     """A long clip by autoregressive extension with overlapping windows."""
     from fivefold.video import capabilities as cap
 
     hw = parse_size(size)
     with _warnings_to_stderr():
         video = cap.long(
-            _pipe(checkpoint),
+            run.pipe(),
             prompt,
             frames,
             hw[0] if hw else None,
             hw[1] if hw else None,
-            steps=steps,
-            cfg=cfg,
-            seed=seed,
+            **run.sampling,
         )
-    _write(out, video, fps, as_json)
+    run.write(out, video)
 
 
-@_command
-@click.command("edit")
-@click.argument("video_path", metavar="VIDEO", type=click.Path(path_type=Path))
-@click.option("--prompt", required=True)
-@click.option("--strength", type=float, required=True, help="0 keeps the input, 1 ignores it.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("edited.gif"), show_default=True)
-@_sampling_options
-def edit_cmd(
-    video_path: Path,
-    prompt: str,
-    strength: float,
-    out: Path,
-    steps: int,
-    cfg: float,
-    seed: int,
-    checkpoint: Path | None,
-    fps: int,
-    as_json: bool,
-) -> None:
+@_generating(
+    "edit",
+    "edited.gif",
+    _VIDEO,
+    _PROMPT,
+    click.option("--strength", type=float, required=True, help="0 keeps the input, 1 ignores it."),
+)
+def edit_cmd(video_path: Path, prompt: str, strength: float, out: Path, run: SamplingRun) -> None:
     """SDEdit video-to-video: re-generate VIDEO under a new prompt."""
     from fivefold.video import capabilities as cap
 
     clip = cap.read_video(video_path)
     with _warnings_to_stderr():
-        video = cap.edit(_pipe(checkpoint), clip, prompt, strength, steps=steps, cfg=cfg, seed=seed)
-    _write(out, video, fps, as_json, strength=strength)
+        video = cap.edit(run.pipe(), clip, prompt, strength, **run.sampling)
+    run.write(out, video, strength=strength)
 
 
-@_command
-@click.command("connect")
-@click.argument("video_a", metavar="VIDEO_A", type=click.Path(path_type=Path))
-@click.argument("video_b", metavar="VIDEO_B", type=click.Path(path_type=Path))
-@click.option("--frames", type=int, default=None, help="Frames of the transition (1 + 4k).")
-@click.option("--prompt", default="", help="Optional prompt for the transition.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("connected.gif"), show_default=True)
-@_sampling_options
+@_generating(
+    "connect",
+    "connected.gif",
+    click.argument("video_a", metavar="VIDEO_A", type=click.Path(path_type=Path)),
+    click.argument("video_b", metavar="VIDEO_B", type=click.Path(path_type=Path)),
+    click.option("--frames", type=int, default=None, help="Frames of the transition (1 + 4k)."),
+    click.option("--prompt", default="", help="Optional prompt for the transition."),
+)
 def connect_cmd(
-    video_a: Path,
-    video_b: Path,
-    frames: int | None,
-    prompt: str,
-    out: Path,
-    steps: int,
-    cfg: float,
-    seed: int,
-    checkpoint: Path | None,
-    fps: int,
-    as_json: bool,
+    video_a: Path, video_b: Path, frames: int | None, prompt: str, out: Path, run: SamplingRun
 ) -> None:
     """A transition starting with VIDEO_A's last frames and ending with VIDEO_B's first."""
     from fivefold.video import capabilities as cap
 
     a, b = cap.read_video(video_a), cap.read_video(video_b)
     with _warnings_to_stderr():
-        video = cap.connect(
-            _pipe(checkpoint), a, b, frames=frames, prompt=prompt, steps=steps, cfg=cfg, seed=seed
-        )
-    _write(out, video, fps, as_json)
+        video = cap.connect(run.pipe(), a, b, frames=frames, prompt=prompt, **run.sampling)
+    run.write(out, video)
