@@ -132,9 +132,10 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
         message_id = message.message_id or f"<{batch_id}.{index}@{domain}>"
 
         def build(mid: str, message: Message = message, parsed: ParsedAddresses = parsed,
-                  utf8: bool = utf8) -> bytes | StreamedMessage:
+                  utf8: bool = utf8, first: str = recipients[0]) -> bytes | StreamedMessage:
             if skeletons is not None:  # the fast path: a skeleton fill, as merge does
-                data = skeletons.compose(message, mid, parsed=parsed, utf8=utf8)
+                to_spec = first if parsed.to else None  # recipients start with the To addresses
+                data = skeletons.compose(message, mid, parsed=parsed, utf8=utf8, to_spec=to_spec)
                 if data is not None:
                     return data
             return prepare(replace(message, message_id=mid), dkim).data
@@ -225,11 +226,12 @@ class _Worker:
             self.finished = None
         carry: _Partial | None = None  # marked sending; its body goes in the next write
         opened_for_carry: Delivery | None = None
+        utf8_offered = "smtputf8" in session.extensions
         while job is not None or carry is not None:
             data: bytes | StreamedMessage | None = None
             if job is not None:
                 data = job.build(job.message_id)
-                if not isinstance(data, bytes) or (job.smtputf8 and "smtputf8" not in session.extensions):
+                if not isinstance(data, bytes) or (job.smtputf8 and not utf8_offered):
                     self.later.append(_Partial(job, data, SendResult(job.message_id), list(job.recipients),
                                                {}, 0))
                     job = None
@@ -240,10 +242,12 @@ class _Worker:
             if body is None and job is None:
                 return
             try:
-                reply, opened = await session.exchange(
-                    body, job.sender if job else None, job.recipients if job else [],
-                    len(data) if job and isinstance(data, bytes) else 0,
-                    smtputf8=bool(job and job.smtputf8), timeout=timeout)
+                if job is not None:
+                    assert isinstance(data, bytes)  # anything else left the chain above
+                    reply, opened = await session.exchange(body, job.sender, job.recipients, len(data),
+                                                           smtputf8=job.smtputf8, timeout=timeout)
+                else:
+                    reply, opened = await session.exchange(body, None, [], 0, smtputf8=False, timeout=timeout)
             except Dropped as exc:  # a timeout or a drop: the server kept nothing unfinished
                 if carry is not None and opened_for_carry is not None:
                     if exc.body_reply is not None:  # answered before the drop: settled
@@ -265,7 +269,8 @@ class _Worker:
             if job is not None and opened is not None and data is not None:
                 result = SendResult(message_id=job.message_id, attempts=1)
                 delivery = opened.delivery
-                result.refused.update(delivery.refused)
+                if delivery.refused:
+                    result.refused.update(delivery.refused)
                 if opened.error is not None:
                     if opened.error.transient:
                         self.later.append(_Partial(job, data, result, list(job.recipients),

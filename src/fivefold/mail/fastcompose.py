@@ -106,8 +106,10 @@ class Skeleton:
             part.set_payload(marks[kind] + "\r\n")
 
     def fill(self, *, to: Address, subject: str, message_id: str, text: str | None, html: str | None,
-             date: dt.datetime | None = None) -> bytes | None:
-        """The message bytes, or ``None`` when this recipient needs the slow path."""
+             date: dt.datetime | None = None, to_spec: str | None = None) -> bytes | None:
+        """The message bytes, or ``None`` when this recipient needs the slow path.
+
+        ``to_spec`` is ``to.addr_spec`` when the caller has it already (a computed property)."""
         if text is None:
             if self.has_text:
                 return None
@@ -115,7 +117,7 @@ class Skeleton:
 
             text = html_to_text(html or "")
         values: dict[str, bytes] = {
-            "TO": _address_header(to, self.utf8),
+            "TO": _address_header(to, self.utf8, to_spec),
             "SUBJECT": _subject(subject),
             "DATE": format_datetime(date).encode() if date is not None else _date_now(),
             "MSGID": message_id.encode(),
@@ -153,9 +155,10 @@ class SkeletonCache:
         self._skeletons: dict[tuple[object, ...], Skeleton] = {}
 
     def compose(self, message: Message, message_id: str, *, parsed: ParsedAddresses | None = None,
-                utf8: bool | None = None) -> bytes | None:
-        """The message's bytes, or ``None``. ``parsed`` and ``utf8`` are ``message.check()``
-        and ``message.needs_smtputf8()`` when the caller has them already."""
+                utf8: bool | None = None, to_spec: str | None = None) -> bytes | None:
+        """The message's bytes, or ``None``. ``parsed``, ``utf8`` and ``to_spec`` are
+        ``message.check()``, ``message.needs_smtputf8()`` and the To address's ``addr_spec``
+        when the caller has them already."""
         if message.attachments or message.inline or (message.text is None and message.html is None):
             return None
         if parsed is None:
@@ -176,7 +179,7 @@ class SkeletonCache:
         if (message.needs_smtputf8() if utf8 is None else utf8) != skeleton.utf8:
             return None
         return skeleton.fill(to=parsed.to[0], subject=message.subject, message_id=message_id,
-                             text=message.text, html=message.html, date=message.date)
+                             text=message.text, html=message.html, date=message.date, to_spec=to_spec)
 
 
 def _common_start(items: list[bytes]) -> bytes:
@@ -203,9 +206,10 @@ def _date_now() -> bytes:
     return value
 
 
-def _address_header(address: Address, utf8: bool) -> bytes:
+def _address_header(address: Address, utf8: bool, spec: str | None = None) -> bytes:
     name = address.display_name
-    spec = address.addr_spec
+    if spec is None:
+        spec = address.addr_spec
     if not name:
         return spec.encode()
     if _ATEXT_NAME.match(name) and len(name) < 60:

@@ -84,11 +84,11 @@ class MergePlan:
             digest = hashlib.sha1(spec.encode(), usedforsecurity=False).hexdigest()[:16]
             utf8 = not spec.isascii()
             jobs.append(Job(key=f"{index}:{digest}", sender=sender_spec, recipients=[spec],
-                            build=self._builder(skeleton, index, utf8, dkim),
+                            build=self._builder(skeleton, index, spec, utf8, dkim),
                             smtputf8=utf8 or sender_utf8, message_id=f"<{batch_id}.{index}@{domain}>"))
         return jobs
 
-    def _builder(self, skeleton: Skeleton, index: int, utf8: bool,
+    def _builder(self, skeleton: Skeleton, index: int, spec: str, utf8: bool,
                  dkim: DkimSigner | None) -> Callable[[str], bytes]:
         row = self.rows[index]
 
@@ -98,7 +98,7 @@ class MergePlan:
             data = None
             if not (utf8 and not skeleton.utf8):
                 data = skeleton.fill(to=self.addresses[index], subject=subject, message_id=message_id,
-                                     text=text, html=html)
+                                     text=text, html=html, to_spec=spec)
             if data is None:  # this row needs what the skeleton cannot do: compose it fully
                 message = self.message(index)
                 message.message_id = message_id
