@@ -149,3 +149,15 @@ def test_gelu_matches_torch_in_value_and_gradient() -> None:
     (g_ref,) = torch.autograd.grad(ref.sum(), x)
     torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(gelu_tanh, (torch.randn(5, 3, dtype=torch.float64, requires_grad=True),))
+
+
+def test_bf16_autocast_takes_the_real_valued_paths() -> None:
+    """No complex bf16 exists: under autocast RoPE and GELU fall back to real ops (as on a GPU)."""
+    model = _jittered(dataclasses.replace(TINY_DIT, hidden=64, heads=4))
+    x, t, y = torch.randn(2, 4, 3, 4, 4), torch.tensor([5.0, 600.0]), torch.randn(2, 5, 384)
+    with torch.no_grad():
+        full = model(x, t, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(x, t, y)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), full, rtol=0.05, atol=0.1)
