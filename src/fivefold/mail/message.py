@@ -28,6 +28,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import NamedTuple
 
 from fivefold._common.errors import UsageError
 from fivefold.mail.addresses import (
@@ -257,8 +258,10 @@ class Message:
         return self.compose().as_bytes()
 
 
-@dataclass(frozen=True)
-class ParsedAddresses:
+class ParsedAddresses(NamedTuple):
+    """A message's validated addresses (a named tuple: made once per message of a batch,
+    and several times cheaper to make than a frozen dataclass)."""
+
     sender: Address
     to: list[Address]
     cc: list[Address]

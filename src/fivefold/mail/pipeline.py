@@ -146,19 +146,27 @@ class _ReplyReader(asyncio.BufferedProtocol):
 
     async def read(self, count: int, timeout: float) -> list[tuple[int, str]]:
         """The next ``count`` replies; raises TimeoutError or ConnectionError."""
-        if len(self.replies) < count:
-            if self.error is not None:
-                raise self.error
-            self.want = count
-            self.waiter = waiter = self.loop.create_future()
-            self.deadline = self.loop.time() + timeout
-            if self.watchdog is None or self.deadline < self.watchdog.when():
-                self.stop_watching()  # a shorter timeout than the armed one (QUIT's)
-                self.watchdog = self.loop.call_at(self.deadline, self._watch)
-            try:
-                await waiter
-            finally:
-                self.waiter = None
+        waiter = self.expect(count, timeout)
+        if waiter is not None:
+            await waiter
+        return self.take(count)
+
+    def expect(self, count: int, timeout: float) -> asyncio.Future[None] | None:
+        """``None`` when ``count`` replies are in, else a future done when they are (or with
+        TimeoutError, ConnectionError): awaited directly, it spares a coroutine per read."""
+        if len(self.replies) >= count:
+            return None
+        if self.error is not None:
+            raise self.error
+        self.want = count
+        self.waiter = waiter = self.loop.create_future()
+        self.deadline = self.loop.time() + timeout
+        if self.watchdog is None or self.deadline < self.watchdog.when():
+            self.stop_watching()  # a shorter timeout than the armed one (QUIT's)
+            self.watchdog = self.loop.call_at(self.deadline, self._watch)
+        return waiter
+
+    def take(self, count: int) -> list[tuple[int, str]]:
         replies = self.replies
         if len(replies) == count:  # the usual case: everything that came was asked for
             out = list(replies)
@@ -286,7 +294,10 @@ class PipelinedSession:
         count = (1 if body is not None else 0) + (len(recipients) + 2 + rset if sender is not None else 0)
         try:
             self.transport.write(body + commands if body is not None else commands)
-            replies = await self.reader.read(count, timeout)
+            waiter = self.reader.expect(count, timeout)
+            if waiter is not None:
+                await waiter
+            replies = self.reader.take(count)
             body_reply = replies[0] if body is not None else None
             if body_reply is not None and body_reply[0] == 250:
                 self.needs_rset = sender is not None
