@@ -169,7 +169,8 @@ async def download(
             if declared is not None and declared > max_bytes:
                 raise FetchError(f"larger than --max-bytes ({declared} > {max_bytes})", retryable=False)
             with open(temp, "wb") as handle:
-                async for chunk in response.content.iter_chunked(CHUNK):
+                read = response.content.read  # read(n): no async-iterator layers per chunk
+                while chunk := await read(CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
                         raise FetchError(f"larger than --max-bytes ({max_bytes})", retryable=False)
