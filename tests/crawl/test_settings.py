@@ -65,3 +65,9 @@ def test_toml_out_and_options_reach_the_cli(serve, tmp_path: Path) -> None:
                   tmp_path, FIVEFOLD_CRAWL_LOOP="trio")
     assert result.returncode == 2 and "--loop" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "from-flag").exists()
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "crawl" / "fivefold.toml"
+    options = options_from(crawl_settings({}, config=example, environ={}))
+    assert options.concurrency == 32 and options.per_host == 8 and options.loop == "auto"
