@@ -44,6 +44,13 @@ def fake_cache(
     )
 
 
+def fake_buckets(
+    sizes: tuple[tuple[int, int, int], ...] = ((3, 4, 4), (3, 4, 6), (1, 4, 4)), n: int = 32
+) -> list[LatentCache]:
+    """Caches of several latent sizes (T, H, W): a video bucket, a wider one and images."""
+    return [fake_cache(n=n, latent=size, seed=i) for i, size in enumerate(sizes)]
+
+
 def tiny_pipeline(jitter: float = 0.05) -> Pipeline:
     torch.manual_seed(0)
     vae = VideoVAE(TINY_VAE).eval()

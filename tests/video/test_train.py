@@ -17,7 +17,7 @@ from fivefold.video.dit import DiT
 from fivefold.video.train import MASK_MODES, TrainConfig, global_batch, loss_fn, sample_known_mask, train
 from fivefold.video.trainloop import NaNLossError, load_checkpoint
 
-from .conftest import TINY_DIT, fake_cache
+from .conftest import TINY_DIT, fake_buckets, fake_cache
 
 TC = TrainConfig(steps=6, batch_size=8, lr=1e-3, warmup=2, ckpt_every=3, log_every=1, image_every=3)
 
@@ -132,15 +132,17 @@ WORKER = textwrap.dedent(
     import sys, torch
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from tests.video.conftest import TINY_DIT, fake_cache
+    from tests.video.conftest import TINY_DIT, fake_buckets, fake_cache
     from tests.video.test_train import TC
     from fivefold.video.train import init_distributed, train
     import torch.distributed as dist
     torch.set_num_threads(1)
     init_distributed()
     result = train(Path(sys.argv[1]), fake_cache(), TINY_DIT, TC, stop_after=2)
+    bucketed = train(Path(sys.argv[1]) / "buckets", fake_buckets(), TINY_DIT, TC, stop_after=4)
     if dist.get_rank() == 0:
         print("LOSSES", result["losses"])
+        print("BUCKETS", bucketed["bucket_steps"], bucketed["losses"])
     dist.destroy_process_group()
     """
 )
@@ -173,5 +175,14 @@ def test_ddp_two_gloo_processes_equal_one_process_on_the_combined_batch(tmp_path
     b = load_checkpoint(tmp_path / "two" / "dit.pt")["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
-    losses = [float(v) for v in proc.stdout.split("LOSSES", 1)[1].strip(" []\n").split(",")]
+    losses = [float(v) for v in proc.stdout.split("LOSSES", 1)[1].split("\n", 1)[0].strip(" []").split(",")]
     assert losses == pytest.approx(single["losses"], rel=1e-5)
+    # size buckets: the ranks agree on each step's bucket with no communication
+    one = train(tmp_path / "one" / "buckets", fake_buckets(), TINY_DIT, TC, stop_after=4)
+    steps, two_losses = proc.stdout.split("BUCKETS", 1)[1].strip().split("] [")
+    assert [int(v) for v in steps.strip("[ ").split(",")] == one["bucket_steps"]
+    assert [float(v) for v in two_losses.strip("] \n").split(",")] == pytest.approx(one["losses"], rel=1e-5)
+    a = load_checkpoint(tmp_path / "one" / "buckets" / "dit.pt")["model"]
+    b = load_checkpoint(tmp_path / "two" / "buckets" / "dit.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)

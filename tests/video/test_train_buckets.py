@@ -12,21 +12,21 @@ import torch
 from fivefold._common.errors import UsageError
 from fivefold.cli import main
 from fivefold.video.data import MovingShapesDataset
-from fivefold.video.latents import load_buckets
+from fivefold.video.latents import LatentCache, load_buckets
 from fivefold.video.text import TextEncoder
 from fivefold.video.train import TrainConfig, step_bucket, train
 from fivefold.video.trainloop import atomic_save, load_checkpoint
 from fivefold.video.vae import VideoVAE
 
-from .conftest import TINY_DIT, TINY_VAE, fake_cache, fake_text
+from .conftest import TINY_DIT, TINY_VAE, fake_buckets, fake_cache, fake_text
 
 TC = TrainConfig(steps=8, batch_size=4, lr=1e-3, warmup=2, ckpt_every=4, log_every=1, image_every=3)
 # latent (T, H, W): a video bucket, a wider one, and images
 SIZES = [(3, 4, 4), (3, 4, 6), (1, 4, 4)]
 
 
-def caches(sizes: list[tuple[int, int, int]] = SIZES) -> list:  # type: ignore[type-arg]
-    return [fake_cache(n=8, latent=size, seed=i) for i, size in enumerate(sizes)]
+def caches(sizes: list[tuple[int, int, int]] = SIZES) -> list[LatentCache]:
+    return fake_buckets(tuple(sizes), n=8)
 
 
 def test_bucketed_run_uses_every_bucket_and_resumes_exactly(tmp_path: Path) -> None:
