@@ -240,6 +240,7 @@ class PipelinedSession:
         # The MAIL parameters the server's extensions call for, but SIZE's value.
         self._body_8bit = b" BODY=8BITMIME" if "8bitmime" in extensions else b""
         self._size = b" SIZE=%d" if "size" in extensions else b""
+        self._mail: dict[tuple[str, bool], bytes] = {}
 
     @classmethod
     def take_over(cls, client: aiosmtplib.SMTP, endpoint: Endpoint) -> PipelinedSession | None:
@@ -262,15 +263,17 @@ class PipelinedSession:
 
     def envelope(self, sender: str, recipients: list[str], size: int, smtputf8: bool) -> bytes:
         """MAIL, the RCPTs and DATA (after RSET when the last transaction did not end cleanly)."""
-        options = self._body_8bit + (self._size % size if self._size else b"")
-        if smtputf8:
-            if "smtputf8" not in self.extensions:
+        mail = self._mail.get((sender, smtputf8))
+        if mail is None:  # a batch usually has one sender: its MAIL line is made once
+            if smtputf8 and "smtputf8" not in self.extensions:
                 raise SendError(f"{self.endpoint}: a non-ASCII address needs SMTPUTF8, which the server "
                                 "does not offer", transient=False)
-            options = b" SMTPUTF8" + options
+            mail = b"MAIL FROM:<" + sender.encode("utf-8" if smtputf8 else "ascii") + b">" \
+                + (b" SMTPUTF8" if smtputf8 else b"") + self._body_8bit
+            self._mail[(sender, smtputf8)] = mail
         encoding = "utf-8" if smtputf8 else "ascii"
-        commands = b"RSET\r\nMAIL FROM:<" if self.needs_rset else b"MAIL FROM:<"
-        commands += sender.encode(encoding) + b">" + options + b"\r\n"
+        commands = (b"RSET\r\n" + mail if self.needs_rset else mail) \
+            + (self._size % size if self._size else b"") + b"\r\n"
         if recipients:
             rcpts = [rcpt.encode(encoding) for rcpt in recipients]
             commands += b"RCPT TO:<" + b">\r\nRCPT TO:<".join(rcpts) + b">\r\n"
