@@ -7,7 +7,6 @@ byte goes on the wire.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from email.headerregistry import Address
@@ -50,12 +49,22 @@ def parse_address(value: str, *, field: str = "address", name: str = "") -> Addr
     ``name`` (checked for CR/LF) is the display name when ``value`` has none."""
     if name:
         check_header_value("name", name)
-    return _parse_address(value, field, name)
+    key = (value, field, name)
+    address = _PARSED.get(key)
+    if address is None:
+        if len(_PARSED) >= 1024:  # most of a batch's addresses come once: start afresh
+            _PARSED.clear()
+        address = _PARSED[key] = _parse_address(value, field, name)
+    return address
 
 
 # ``Address`` is immutable, so one parse can serve every message of a batch that repeats the
-# sender or a Cc. Only successes are cached: an error is raised afresh, naming its field.
-@functools.lru_cache(maxsize=512)
+# sender or a Cc. Only successes are kept: an error is raised afresh, naming its field. (A
+# dict cleared when full: functools.lru_cache's bookkeeping cost more than it saved on the
+# addresses that come once.)
+_PARSED: dict[tuple[str, str, str], Address] = {}
+
+
 def _parse_address(value: str, field: str, default_name: str) -> Address:
     check_header_value(field, value)
     simple = _SIMPLE.match(value)

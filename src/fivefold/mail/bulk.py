@@ -126,8 +126,9 @@ def jobs_from_messages(messages: Iterable[Message], *, keys: list[str] | None = 
             known = senders[message.sender] = (parsed.sender.addr_spec, msgid_domain(parsed.sender))
         sender, domain = known
         recipients = [address.addr_spec for address in parsed.recipients]
-        utf8 = not (sender.isascii() and all(map(str.isascii, recipients))
-                    and all(address.addr_spec.isascii() for address in parsed.reply_to))
+        utf8 = not (sender.isascii() and all(map(str.isascii, recipients)))
+        if parsed.reply_to and not utf8:
+            utf8 = not all(address.addr_spec.isascii() for address in parsed.reply_to)
         key = keys[index] if keys is not None else _key(index, sender, recipients, message.subject)
         message_id = message.message_id or f"<{batch_id}.{index}@{domain}>"
 

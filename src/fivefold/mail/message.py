@@ -190,13 +190,15 @@ class Message:
             check_header_value(name, value)
         if self.message_id is not None:
             check_header_value("Message-ID", self.message_id)
-        for item in [*self.attachments, *self.inline]:
+        for item in self.attachments:
             item.check()
-        for item in self.inline:
-            if item.cid is None:
-                raise UsageError(f"inline image {item.filename!r} needs a cid (the HTML's cid:NAME)")
-        if self.inline and self.html is None:
-            raise UsageError("inline images need an HTML body that refers to them")
+        if self.inline:
+            for item in self.inline:
+                item.check()
+                if item.cid is None:
+                    raise UsageError(f"inline image {item.filename!r} needs a cid (the HTML's cid:NAME)")
+            if self.html is None:
+                raise UsageError("inline images need an HTML body that refers to them")
         return parsed
 
     def envelope(self) -> tuple[str, list[str]]:
