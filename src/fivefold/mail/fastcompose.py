@@ -116,26 +116,25 @@ class Skeleton:
             from fivefold.mail.htmltext import html_to_text
 
             text = html_to_text(html or "")
-        values: dict[str, bytes] = {
-            "TO": _address_header(to, self.utf8, to_spec),
-            "SUBJECT": _subject(subject),
-            "DATE": format_datetime(date).encode() if date is not None else _date_now(),
-            "MSGID": message_id.encode(),
-        }
-        text_cte, text_body = _encode_body(text)
-        values["TEXTCTE"], values["TEXT"] = text_cte, text_body
-        html_body = b""
         if (html is not None) != self.has_html:
             return None  # another shape than this skeleton's
-        if html is not None:
-            values["HTMLCTE"], values["HTML"] = _, html_body = _encode_body(html)
+        text_cte, text_body = _encode_body(text)
+        html_cte, html_body = _encode_body(html) if html is not None else (b"", b"")
         probe = self._probe
         if (probe is None or probe in text_body or probe in html_body) and any(
                 boundary in body for boundary in self.boundaries for body in (text_body, html_body)):
             return None
-        data: bytes = self._format % tuple(map(values.__getitem__, self._order))
-        if self._wire and not (text_body.startswith(b".") or b"\n." in text_body
-                               or html_body.startswith(b".") or b"\n." in html_body):
+        values = {
+            "TO": _address_header(to, self.utf8, to_spec),
+            "SUBJECT": _subject(subject),
+            "DATE": format_datetime(date).encode() if date is not None else _date_now(),
+            "MSGID": message_id.encode(),
+            "TEXTCTE": text_cte, "TEXT": text_body, "HTMLCTE": html_cte, "HTML": html_body,
+        }
+        data: bytes = self._format % tuple([values[name] for name in self._order])
+        # Only a 7bit body can start a line with a dot (base64 has none).
+        if self._wire and not (text_cte == b"7bit" and (text_body[:1] == b"." or b"\n." in text_body)) \
+                and not (html_cte == b"7bit" and (html_body[:1] == b"." or b"\n." in html_body)):
             return WireReady(data)
         return data
 
@@ -235,12 +234,14 @@ def _subject(subject: str) -> bytes:
 
 
 def _encode_body(body: str) -> tuple[bytes, bytes]:
+    # 7bit: ASCII, no CR, every line under 990 octets (str.isascii is a flag lookup). A body
+    # holding a slot marker anywhere goes base64 (stricter than needed, and one scan).
+    if body.isascii() and "\r" not in body and "ZZfivefoldslot" not in body \
+            and (len(body) < 989 or max(map(len, body.split("\n"))) < 990):
+        data = body.encode("ascii")
+        return b"7bit", (data[:-1] if data.endswith(b"\n") else data).replace(b"\n", b"\r\n")
     data = body.encode("utf-8")
     if not data.endswith(b"\n"):
         data += b"\n"
-    # A body holding a slot marker anywhere goes base64 (stricter than needed, and one scan).
-    if data.isascii() and b"\r" not in data and b"ZZfivefoldslot" not in data \
-            and (len(data) < 990 or max(map(len, data.split(b"\n"))) < 990):
-        return b"7bit", data[:-1].replace(b"\n", b"\r\n")
     encoded = base64.encodebytes(data)
     return b"base64", encoded[:-1].replace(b"\n", b"\r\n")
