@@ -164,8 +164,9 @@ class SkeletonCache:
             parsed = message.check()
         if len(parsed.to) != 1:
             return None
-        cc = tuple(str(address) for address in parsed.cc)
-        key = (message.sender, cc, tuple(message.reply_to), tuple(message.headers.items()),
+        cc = tuple(map(str, parsed.cc)) if parsed.cc else ()
+        key = (message.sender, cc, tuple(message.reply_to) if message.reply_to else (),
+               tuple(message.headers.items()) if message.headers else (),
                message.text is not None, message.html is not None)
         skeleton = self._skeletons.get(key)
         if skeleton is None:
