@@ -10,11 +10,14 @@ import asyncio
 import base64
 import collections
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from fivefold.mail import Message, send_many
+from fivefold.mail.bulk import jobs_from_messages
+from fivefold.mail.fastcompose import WireReady
 from fivefold.mail.merge import merge
 from fivefold.mail.pipeline import wire_body
 from fivefold.mail.server import CaptureServer
@@ -126,6 +129,16 @@ def test_wire_body_normalises_and_stuffs() -> None:
     assert wire_body(b".a\nb\r.c\r\n") == b"..a\r\nb\r\n..c\r\n.\r\n"
     assert wire_body(b"x\r\n") == b"x\r\n.\r\n"
     assert wire_body(b"x") == b"x\r\n.\r\n"
+
+
+@pytest.mark.parametrize("text", ["plain\nlines\n", ".leading dot\nx", "a\n.b\n", "é base64 .\n.x"])
+def test_skeleton_fills_marked_wire_ready_need_no_stuffing(text: str) -> None:
+    [job] = jobs_from_messages(batch(1, text=text, html="<p>.x</p>"))
+    data = job.build("<m@example.org>")
+    assert isinstance(data, bytes)
+    # The mark is only a shortcut: the full normalising and stuffing give the same bytes.
+    assert wire_body(data) == wire_body(bytes(data))
+    assert isinstance(data, WireReady) == (not re.search(rb"(?m)^\.", data))
 
 
 @pytest.mark.parametrize("position", [0, 2])  # the first of a connection, or one in the chain
