@@ -207,7 +207,8 @@ class _Fill:
 
 
 def read_rows(path: Path, template: MergeTemplate) -> list[dict[str, str]]:
-    """All rows of the CSV, checked: the email column, every template variable, every address."""
+    """All rows of the CSV, checked: the email column and every template variable (each
+    address is parsed once, by :class:`fivefold.mail.merge.MergePlan`, with :func:`row_address`)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
