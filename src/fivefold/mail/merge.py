@@ -120,7 +120,7 @@ def plan(template: Path | MergeTemplate, rows: Path | list[dict[str, str]], *, s
 
 
 def merge(
-    template: Path | MergeTemplate,
+    template: Path | MergeTemplate | MergePlan,
     rows: Path | list[dict[str, str]],
     *,
     sender: str,
@@ -137,8 +137,11 @@ def merge(
     progress: Callable[[int, int], None] | None = None,
     pipelining: bool = True,
 ) -> BulkReport | list[Path]:
-    """Sends one personalised message per row (or writes ``.eml`` files with ``dry_run``)."""
-    batch = plan(template, rows, sender=sender)
+    """Sends one personalised message per row (or writes ``.eml`` files with ``dry_run``).
+
+    ``template`` may be a :class:`MergePlan` already validated by :func:`plan` (its rows and
+    sender are then used, and the batch is not validated twice)."""
+    batch = template if isinstance(template, MergePlan) else plan(template, rows, sender=sender)
     if dry_run is not None:
         from fivefold.mail.dryrun import write_eml
 
