@@ -49,6 +49,9 @@ def cli() -> None:
 @click.option("--stop-after", type=int, default=None, help="Leave (and finalise) after this many steps.")
 @click.option("--init", type=click.Path(path_type=Path), default=None, help="Start from this VAE's weights.")
 @click.option("--decoder-only", is_flag=True, help="Train only the decoder (keeps latents valid).")
+@click.option(
+    "--edge-weight", type=float, default=0.0, show_default=True, help="Gradient-difference loss weight."
+)
 @click.option("--json", "as_json", is_flag=True)
 def vae_train_cmd(
     out: Path,
@@ -66,6 +69,7 @@ def vae_train_cmd(
     stop_after: int | None,
     init: Path | None,
     decoder_only: bool,
+    edge_weight: float,
     as_json: bool,
 ) -> None:
     """Train the causal video VAE on synthetic moving shapes; report PSNR/SSIM."""
@@ -91,6 +95,7 @@ def vae_train_cmd(
         width=width,
         seed=seed,
         decoder_only=decoder_only,
+        edge_weight=edge_weight,
     )
     summary = train_vae(
         out, cfg, tc, resume=resume, stop_after=stop_after, echo_every=0 if as_json else 50, init=init

@@ -47,6 +47,7 @@ class VAETrainConfig:
     ckpt_every: int = 100
     log_every: int = 10
     decoder_only: bool = False  # fine-tune the decoder of --init; latents (and a DiT on them) stay valid
+    edge_weight: float = 0.0  # weight of the gradient-difference term (sharper corners); 0: off
 
 
 def _batch(tc: VAETrainConfig, step: int, held_out: bool = False, frames: int | None = None) -> torch.Tensor:
@@ -94,7 +95,9 @@ def train_vae(
         if state["kind"] != "vae":
             raise UsageError(f"{ckpt_path} is a {state['kind']} checkpoint, not a VAE one")
         check_config(ckpt_path, "VAE", state["config"], cfg.to_dict())
-        check_config(ckpt_path, "VAE run", state["train_config"], dataclasses.asdict(tc))
+        # a field added since the run started counts as its default
+        saved_tc = {**dataclasses.asdict(VAETrainConfig()), **state["train_config"]}
+        check_config(ckpt_path, "VAE run", saved_tc, dataclasses.asdict(tc))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
@@ -121,7 +124,7 @@ def train_vae(
             for group in opt.param_groups:
                 group["lr"] = lr
             x = _batch(tc, step)
-            loss, parts = model.loss(x, generator=step_generator(tc.seed, step))
+            loss, parts = model.loss(x, generator=step_generator(tc.seed, step), edge_weight=tc.edge_weight)
             if not math.isfinite(loss.item()):
                 raise NaNLossError(
                     f"VAE loss is {loss.item()} at step {step}; stopped, "
