@@ -162,6 +162,9 @@ def parse_buckets(value: str) -> list[tuple[int, int, int]]:
 @click.option("--grad-checkpoint", is_flag=True, help="Activation checkpointing.")
 @click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA only).")
 @click.option("--fused-adamw", is_flag=True, help="One fused AdamW kernel (faster on CPU; rounding differs).")
+@click.option(
+    "--init", "init_path", type=click.Path(path_type=Path), default=None, help="A DiT run to start from."
+)
 def train_cmd(**opts: Any) -> None:
     """Train the DiT on VAE latents of synthetic clips (held-out combinations excluded).
 
@@ -212,6 +215,7 @@ def train_cmd(**opts: Any) -> None:
         resume=opts["resume"],
         stop_after=opts["stop_after"],
         echo_every=25,
+        init=opts["init_path"],
     )
     if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
         click.echo(

@@ -184,11 +184,13 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     echo_every: int = 0,
+    init: Path | None = None,
 ) -> dict[str, Any]:
-    """Train; returns a summary. ``cache``: one latent cache, or a sequence of caches of
-    different sizes (buckets; each step draws its batch from one). ``stop_after``: leave after
-    that many steps of this run (the schedule still spans ``tc.steps``), as an interrupted run
-    would."""
+    """Train; returns a summary. ``cache``: one latent cache, or a sequence of caches of different
+    sizes (buckets; each step draws its batch from one). ``stop_after``: leave after that many
+    steps of this run (the schedule still spans ``tc.steps``), as an interrupted run would.
+    ``init``: start from the weights (and EMA) of another DiT run's checkpoint of the same config,
+    with a fresh optimiser and schedule (a second stage)."""
     dc = dc or DiffusionConfig()
     bucketed = not isinstance(cache, LatentCache)
     caches = list(cache) if not isinstance(cache, LatentCache) else [cache]
@@ -210,6 +212,15 @@ def train(
         betas=(0.9, 0.99),
         **({"fused": True} if tc.fused_adamw else {}),
     )
+    if init is not None:
+        first = loop.load_checkpoint(init)
+        if first["kind"] != "dit":
+            raise UsageError(f"{init} is a {first['kind']} checkpoint, not a DiT one")
+        loop.check_config(init, "DiT", first["config"], mc.identity())
+        record["init"] = {"checkpoint": str(init), "step": int(first["step"])}
+        if not resume:
+            model.load_state_dict(first["model"])
+            ema.load_state_dict(first["ema"])
     if resume:
         state = loop.load_checkpoint(ckpt_path)
         if state["kind"] != "dit":

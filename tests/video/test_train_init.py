@@ -1,0 +1,42 @@
+"""A second training stage starts from a first run's weights and EMA, with its own schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from fivefold._common.errors import UsageError
+from fivefold.video.train import TrainConfig, train
+from fivefold.video.trainloop import load_checkpoint
+
+from .conftest import TINY_DIT, fake_cache
+
+TC = TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ckpt_every=2, log_every=1, image_every=0)
+
+
+def test_init_starts_from_the_first_run_and_resumes_exactly(tmp_path: Path) -> None:
+    cache = fake_cache()
+    train(tmp_path / "one", cache, TINY_DIT, TC)
+    stage1 = load_checkpoint(tmp_path / "one" / "dit.pt")
+    frozen = dataclasses.replace(TC, lr=0.0)  # one step that cannot move the weights
+    train(tmp_path / "zero", cache, TINY_DIT, frozen, init=tmp_path / "one" / "dit.pt", stop_after=1)
+    zero = load_checkpoint(tmp_path / "zero" / "dit.pt")
+    assert zero["train_config"]["init"] == {"checkpoint": str(tmp_path / "one" / "dit.pt"), "step": 4}
+    for key in stage1["model"]:
+        assert torch.equal(zero["model"][key], stage1["model"][key]), key
+    two = dataclasses.replace(TC, lr=3e-4)
+    whole = train(tmp_path / "whole", cache, TINY_DIT, two, init=tmp_path / "one" / "dit.pt")
+    train(tmp_path / "part", cache, TINY_DIT, two, init=tmp_path / "one" / "dit.pt", stop_after=2)
+    rest = train(tmp_path / "part", cache, TINY_DIT, two, init=tmp_path / "one" / "dit.pt", resume=True)
+    assert rest["losses"] == whole["losses"][2:]
+
+
+def test_init_refuses_another_config(tmp_path: Path) -> None:
+    cache = fake_cache()
+    train(tmp_path / "one", cache, TINY_DIT, TC, stop_after=1)
+    bigger = dataclasses.replace(TINY_DIT, hidden=48)
+    with pytest.raises(UsageError, match=r"hidden=32 \(asked 48\)"):
+        train(tmp_path / "two", fake_cache(), bigger, TC, init=tmp_path / "one" / "dit.pt")
