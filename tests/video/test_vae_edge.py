@@ -33,4 +33,4 @@ def test_edge_weight_adds_to_the_vae_loss() -> None:
     x = torch.rand(2, 3, 5, 16, 16) * 2 - 1
     plain, _ = vae.loss(x, generator=torch.Generator().manual_seed(1))
     edged, _ = vae.loss(x, generator=torch.Generator().manual_seed(1), edge_weight=1.0)
-    assert float(edged) > float(plain)
+    assert edged.item() > plain.item()
