@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fivefold.mail.fastcompose import WireReady
+from fivefold.mail.streaming import _PERIOD  # dot-stuffing, defined once
 from fivefold.mail.transport import Delivery, Endpoint, SendError
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fivefold.mail.pipeline")
 
-_PERIOD = re.compile(rb"(?m)^\.")
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _MAX_REPLY = 64 * 1024  # a reply longer than this is not SMTP
 _CODES = {b"%d" % code: code for code in range(200, 600)}  # a dict lookup is cheaper than int()
