@@ -139,9 +139,6 @@ class RedisState(State):
             except (RedisError, OSError) as exc:  # the next round tries again; the crawl reports errors
                 log.warning("cannot renew leases: %s", exc)
 
-    def _let_go(self, url: str) -> None:
-        self._mine.discard(url)
-
     async def recover(self) -> int:
         k = self.k
         return int(await self._recover(keys=[k["inflight"], k["urls"], k["qmedia"], k["qpage"]],
@@ -183,7 +180,7 @@ class RedisState(State):
             return int(sum(await pipe.execute()))
 
     async def done(self, item: Item) -> None:
-        self._let_go(item.url)
+        self._mine.discard(item.url)  # its lease is no longer renewed
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.k["urls"], item.url, _encode(item, DONE))
             pipe.zrem(self.k["inflight"], item.url)
@@ -192,7 +189,7 @@ class RedisState(State):
 
     async def retry(self, item: Item, not_before: float, error: str) -> None:
         queue = self.k["qmedia"] if item.kind == "media" else self.k["qpage"]
-        self._let_go(item.url)
+        self._mine.discard(item.url)  # its lease is no longer renewed
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.k["urls"], item.url, _encode(item, QUEUED, error))
             pipe.zrem(self.k["inflight"], item.url)
@@ -200,7 +197,7 @@ class RedisState(State):
             await pipe.execute()
 
     async def fail(self, item: Item, error: str, row: Row | None = None) -> str | None:
-        self._let_go(item.url)
+        self._mine.discard(item.url)  # its lease is no longer renewed
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.k["urls"], item.url, _encode(item, FAILED, error))
             pipe.zrem(self.k["inflight"], item.url)
