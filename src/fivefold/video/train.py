@@ -57,18 +57,14 @@ class TrainConfig:
     fused_adamw: bool = False  # one fused AdamW kernel (rounding differs from the default foreach)
 
 
-# Options added after runs were saved: a run records them only when they differ from these
-# defaults, so older checkpoints resume unchanged and default runs save the same fields as before.
+# options added after runs were saved (see trainloop.run_fields)
 _LATER_FIELDS = {"fused_adamw": False}
 
 
 def run_record(tc: TrainConfig, caches: Sequence[LatentCache] | None = None) -> dict[str, Any]:
     """What a checkpoint stores as its ``train_config`` (and what --resume must match); with
     buckets, their latent sizes too."""
-    record = dataclasses.asdict(tc)
-    for key, default in _LATER_FIELDS.items():
-        if record[key] == default:
-            del record[key]
+    record = loop.run_fields(tc, _LATER_FIELDS)
     if caches is not None:
         record["buckets"] = [list(c.latents.shape[2:]) for c in caches]
     return record
@@ -193,7 +189,7 @@ def train(
     with a fresh optimiser and schedule (a second stage)."""
     dc = dc or DiffusionConfig()
     bucketed = not isinstance(cache, LatentCache)
-    caches = list(cache) if not isinstance(cache, LatentCache) else [cache]
+    caches = [cache] if isinstance(cache, LatentCache) else list(cache)  # (narrows the type)
     rank, world = _dist_info()
     if tc.batch_size % world:
         raise UsageError(f"batch size {tc.batch_size} is not divisible by {world} processes")

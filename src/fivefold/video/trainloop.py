@@ -8,6 +8,7 @@ seeded by (seed, step), so ``--resume`` needs no saved RNG state and replays the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import time
@@ -55,6 +56,18 @@ def check_config(path: Path, kind: str, saved: Mapping[str, Any], wanted: Mappin
     ]
     if diffs:
         raise UsageError(f"checkpoint {path} is a {kind} of another config: " + ", ".join(diffs))
+
+
+def run_fields(config: Any, later: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config as a checkpoint records it (and as --resume compares it): the fields named in
+    ``later`` were added after runs had been saved, so each is recorded only when it differs from
+    its default there; older checkpoints then resume unchanged and default runs save the same
+    fields as before."""
+    record: dict[str, Any] = dataclasses.asdict(config)
+    for key, default in later.items():
+        if record[key] == default:
+            del record[key]
+    return record
 
 
 def _norm(value: Any) -> Any:

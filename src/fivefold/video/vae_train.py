@@ -27,6 +27,7 @@ from fivefold.video.trainloop import (
     load_checkpoint,
     lr_at,
     plot_csv,
+    run_fields,
     step_generator,
 )
 from fivefold.video.vae import VAEConfig, VideoVAE, check_video_size, psnr, ssim
@@ -48,6 +49,10 @@ class VAETrainConfig:
     log_every: int = 10
     decoder_only: bool = False  # fine-tune the decoder of --init; latents (and a DiT on them) stay valid
     edge_weight: float = 0.0  # weight of the gradient-difference term (sharper corners); 0: off
+
+
+# options added after runs were saved (see trainloop.run_fields)
+_LATER_FIELDS = {"edge_weight": 0.0}
 
 
 def _batch(tc: VAETrainConfig, step: int, held_out: bool = False, frames: int | None = None) -> torch.Tensor:
@@ -95,9 +100,7 @@ def train_vae(
         if state["kind"] != "vae":
             raise UsageError(f"{ckpt_path} is a {state['kind']} checkpoint, not a VAE one")
         check_config(ckpt_path, "VAE", state["config"], cfg.to_dict())
-        # a field added since the run started counts as its default
-        saved_tc = {**dataclasses.asdict(VAETrainConfig()), **state["train_config"]}
-        check_config(ckpt_path, "VAE run", saved_tc, dataclasses.asdict(tc))
+        check_config(ckpt_path, "VAE run", state["train_config"], run_fields(tc, _LATER_FIELDS))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
@@ -108,7 +111,7 @@ def train_vae(
             {
                 "kind": "vae",
                 "config": cfg.to_dict(),
-                "train_config": dataclasses.asdict(tc),
+                "train_config": run_fields(tc, _LATER_FIELDS),
                 "model": model.state_dict(),
                 "opt": opt.state_dict(),
                 "step": step,
