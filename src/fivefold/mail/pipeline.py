@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from fivefold.mail.fastcompose import WireReady
 from fivefold.mail.streaming import _PERIOD  # dot-stuffing, defined once
-from fivefold.mail.transport import Delivery, Endpoint, SendError
+from fivefold.mail.transport import Delivery, Endpoint, SendError, refuse_all
 
 if TYPE_CHECKING:
     import aiosmtplib
@@ -431,12 +431,3 @@ def finish(delivery: Delivery, reply: tuple[int, str]) -> None:
         delivery.reply = f"{code} {text}"
     else:
         refuse_all(delivery, code, text)
-
-
-def refuse_all(result: Delivery, code: int, text: str) -> None:
-    """The message was refused after RCPT: every accepted recipient moves to retry or refused."""
-    refusal = f"{code} {text}"
-    target = result.retry if 400 <= code < 500 else result.refused
-    for rcpt in result.accepted:
-        target[rcpt] = refusal
-    result.accepted = []

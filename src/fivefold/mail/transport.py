@@ -288,11 +288,7 @@ async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, rec
             result.reply = f"{response.code} {response.message}"
         except aiosmtplib.SMTPDataError as exc:
             await _reset(client)
-            refusal = f"{exc.code} {exc.message}"
-            target = result.retry if 400 <= exc.code < 500 else result.refused
-            for rcpt in result.accepted:
-                target[rcpt] = refusal
-            result.accepted = []
+            refuse_all(result, exc.code, exc.message)
         return result
     except aiosmtplib.SMTPTimeoutError:
         client.close()
@@ -305,6 +301,15 @@ async def transact(client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, rec
         await _reset(client)
         raise SendError(f"{endpoint}: {exc.code} {exc.message}", transient=400 <= exc.code < 500,
                         code=exc.code) from None
+
+
+def refuse_all(result: Delivery, code: int, text: str) -> None:
+    """The message was refused after RCPT: every accepted recipient moves to retry or refused."""
+    refusal = f"{code} {text}"
+    target = result.retry if 400 <= code < 500 else result.refused
+    for rcpt in result.accepted:
+        target[rcpt] = refusal
+    result.accepted = []
 
 
 async def stream_data(client: aiosmtplib.SMTP, message: StreamedMessage, timeout: float) -> Any:
