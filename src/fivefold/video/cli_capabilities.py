@@ -11,7 +11,7 @@ import functools
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ class SamplingRun:
         _write(out, video, self.fps, self.as_json, **extra)
 
 
-_RUN_FIELDS = ("steps", "cfg", "seed", "checkpoint", "fps", "as_json")
+_RUN_FIELDS = tuple(f.name for f in fields(SamplingRun))
 
 
 def _sampling_options(fn: Callable[..., Any]) -> Callable[..., Any]:
