@@ -217,16 +217,9 @@ def _count_dependencies(roots: list[Node], targets: set[Node] | None) -> dict[No
         node = stack.pop()
         order.append(node)
         for child, _ in node.next_functions:
-            if child is None:
-                continue
-            deps[child] = deps.get(child, 0) + 1
-            if child not in seen:
+            if child is not None and child not in seen:
                 seen.add(child)
                 stack.append(child)
-    if targets is None:
-        for r in roots:
-            deps.setdefault(r, 0)
-        return deps
     needed = _needed(order, seen, targets)
     pruned: dict[Node, int] = {n: 0 for n in needed}
     for node in needed:
