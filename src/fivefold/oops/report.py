@@ -277,7 +277,7 @@ def cut_report(text: str, oops: F.CompiledOops, start: int, scan: TextScan | Non
     detail_end = start
     info_line = scan.first_info(first_nl + 1) if first_nl != -1 else -1
     markers = scan.markers
-    has_cr = "\r" in text
+    has_cr = scan.last("\r") != -1  # once per text, not once per crash
     min_lines = 22
     after_second = 0
     for m in LINE_RE.finditer(text, start):
