@@ -100,7 +100,8 @@ def normalize(data: str | bytes) -> Text:
     bare = text.startswith("<") or "\n<" in text
     # printk lines are at most ~1 KB; giant "lines" are binary junk, and would make the
     # format regexes (".*" on every header occurrence) quadratic. They are cut up.
-    long_lines = len(text) > MAX_LINE and max(map(len, text.split("\n"))) > MAX_LINE
+    raw_lines = text.split("\n")
+    long_lines = len(text) > MAX_LINE and max(map(len, raw_lines)) > MAX_LINE
     if not (mtk or logcat or journal or bare or long_lines):
         return Text(text)
     out: list[str] = []
@@ -109,7 +110,7 @@ def normalize(data: str | bytes) -> Text:
     ends: list[int] = []
     size = 0
     pos = 0
-    for raw in text.split("\n"):
+    for raw in raw_lines:
         pieces = _MTK_GLUED.split(raw) if mtk else [raw]
         if long_lines:
             pieces = [p[i : i + MAX_LINE] for p in pieces for i in range(0, max(len(p), 1), MAX_LINE)]
