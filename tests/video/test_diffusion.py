@@ -83,3 +83,22 @@ def test_training_pairs_and_guidance() -> None:
     with pytest.raises(UsageError, match="strength"):
         noise_to(DiffusionConfig(), x0, x0, 1.5)
     torch.testing.assert_close(noise_to(DiffusionConfig(), x0, torch.zeros_like(x0), 0.0), x0)
+
+
+def test_time_shift_keeps_the_ends_and_crowds_high_noise() -> None:
+    from fivefold.video.diffusion import shifted_times
+
+    plain = shifted_times(1.0, 10, 1.0)
+    torch.testing.assert_close(plain, torch.linspace(1.0, 0.0, 11, dtype=torch.float64))
+    shifted = shifted_times(1.0, 10, 3.0)
+    assert shifted[0] == 1.0 and shifted[-1] == 0.0
+    assert bool((shifted[1:] < shifted[:-1]).all())
+    assert (shifted > 0.5).sum() > (plain > 0.5).sum()  # more of the steps at high noise
+    assert shifted_times(0.6, 5, 3.0)[0].item() == pytest.approx(0.6)  # SDEdit starts where it says
+    # a shifted schedule is still a valid integrator of the exact flow
+    noise = torch.randn(20000, 1, generator=torch.Generator().manual_seed(4))
+    x = sample_rf(optimal_velocity, noise, 200, shift=3.0)  # type: ignore[arg-type]
+    assert x.mean().item() == pytest.approx(MU, abs=0.02)
+    assert x.std().item() == pytest.approx(S, abs=0.02)
+    with pytest.raises(UsageError, match="shift must be > 0"):
+        shifted_times(1.0, 4, 0.0)

@@ -49,6 +49,20 @@ def test_known_masks_cover_every_mode() -> None:
     assert len(MASK_MODES) == 5
 
 
+def test_known_mask_weights_choose_the_modes() -> None:
+    g = torch.Generator().manual_seed(0)
+    only_first = sample_known_mask(2000, 3, 1.0, g, (1.0, 0.0, 0.0, 0.0))
+    assert only_first[:, 0].all() and not only_first[:, 1:].any()
+    mostly_first = sample_known_mask(4000, 3, 1.0, g, (6.0, 1.0, 1.0, 0.0))
+    share = (mostly_first.tolist().count([True, False, False])) / 4000
+    assert 0.70 < share < 0.80  # 6 of 8, with the span mode off
+    assert [False, True, False] not in mostly_first.tolist()
+    # uniform weights replay the original draw exactly (older runs resume unchanged)
+    a = sample_known_mask(64, 3, 0.5, torch.Generator().manual_seed(5))
+    b = sample_known_mask(64, 3, 0.5, torch.Generator().manual_seed(5), (2.0, 2.0, 2.0, 2.0))
+    assert torch.equal(a, b)
+
+
 def test_loss_ignores_known_frames() -> None:
     cache = fake_cache(n=8)
     model = DiT(TINY_DIT)

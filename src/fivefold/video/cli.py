@@ -149,6 +149,13 @@ def parse_buckets(value: str) -> list[tuple[int, int, int]]:
 @click.option("--patch", default="1x2x2", show_default=True, help="pt x ph x pw")
 @click.option("--attention", type=click.Choice(["full", "split"]), default="full", show_default=True)
 @click.option("--objective", type=click.Choice(["rf", "ddpm"]), default="rf", show_default=True)
+@click.option(
+    "--logit-mean",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Centre of rectified flow's logit-normal t; > 0 trains more at high noise (layout, motion).",
+)
 @click.option("--steps", type=int, default=3000, show_default=True)
 @click.option("--batch", "batch_size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
@@ -165,6 +172,15 @@ def parse_buckets(value: str) -> list[tuple[int, int, int]]:
 @click.option(
     "--init", "init_path", type=click.Path(path_type=Path), default=None, help="A DiT run to start from."
 )
+@click.option(
+    "--mask-prob", type=float, default=0.5, show_default=True, help="Share of examples with known frames."
+)
+@click.option(
+    "--mask-weights",
+    default="1,1,1,1",
+    show_default=True,
+    help="Relative odds of the known-frame modes first,last,first+last,span.",
+)
 def train_cmd(**opts: Any) -> None:
     """Train the DiT on VAE latents of synthetic clips (held-out combinations excluded).
 
@@ -180,6 +196,9 @@ def train_cmd(**opts: Any) -> None:
     from fivefold.video.vae_train import load_vae
 
     # options named after TrainConfig fields go to it as they are
+    opts["mask_weights"] = _mask_weights(opts["mask_weights"])
+    if not 0.0 <= opts["mask_prob"] <= 1.0:
+        raise UsageError(f"--mask-prob must be in [0, 1], got {opts['mask_prob']}")
     tc = TrainConfig(**{f.name: opts[f.name] for f in dataclasses.fields(TrainConfig) if f.name in opts})
     _threads(opts["threads"])
     parse_size(opts["size"])
@@ -211,7 +230,7 @@ def train_cmd(**opts: Any) -> None:
         mc,
         tc,
         vae_state={"config": vae_blob["config"], "model": vae_blob["model"]},
-        dc=DiffusionConfig(objective=opts["objective"]),
+        dc=DiffusionConfig(objective=opts["objective"], logit_mean=opts["logit_mean"]),
         resume=opts["resume"],
         stop_after=opts["stop_after"],
         echo_every=25,
@@ -222,6 +241,16 @@ def train_cmd(**opts: Any) -> None:
             f"trained to step {result['steps']} ({result['steps_per_s']:.2f} steps/s)"
             f" -> {result['checkpoint']}"
         )
+
+
+def _mask_weights(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 0 or sum(values) <= 0:
+        raise UsageError(f"--mask-weights must be four non-negative numbers like 4,1,1,1, got {text!r}")
+    return (values[0], values[1], values[2], values[3])
 
 
 def _latent_caches(vae: Any, opts: dict[str, Any], out: Path, patch: tuple[int, int, int]) -> Any:
@@ -393,8 +422,21 @@ def flops_cmd(config: str, frames: int | None, size: str | None, as_json: bool) 
 @click.option("--text-cache", type=click.Path(path_type=Path), default=None)
 @click.option("--vae-eval", type=click.Path(path_type=Path), default=None, help="vae_eval.json to record.")
 @click.option("--vae", type=click.Path(path_type=Path), default=None, help="A decoder fine-tune to ship.")
+@click.option(
+    "--factorized/--joint",
+    default=False,
+    show_default=True,
+    help="Default text-to-video sampling: the image first, then the clip from it; or all frames at once.",
+)
+@click.option("--shift", type=float, default=1.0, show_default=True, help="Default sampling time shift.")
 def pack_cmd(
-    checkpoint: Path, out: Path, text_cache: Path | None, vae_eval: Path | None, vae: Path | None
+    checkpoint: Path,
+    out: Path,
+    text_cache: Path | None,
+    vae_eval: Path | None,
+    vae: Path | None,
+    factorized: bool,
+    shift: float,
 ) -> None:
     """Turn a training checkpoint into a small sampling checkpoint (EMA weights, fp16).
 
@@ -405,7 +447,9 @@ def pack_cmd(
     from fivefold.video.data import ALL_COMBOS, canonical_caption
     from fivefold.video.pack import pack
 
-    meta: dict[str, object] = {}
+    if shift <= 0:
+        raise UsageError(f"--shift must be > 0, got {shift}")
+    meta: dict[str, object] = {"factorized": factorized, "sample_shift": shift}
     if vae_eval is not None:
         meta["vae_eval"] = json.loads(vae_eval.read_text())
     prompts = [canonical_caption(c) for c in ALL_COMBOS]

@@ -70,6 +70,16 @@ def guided(cond: ModelFn, uncond: ModelFn | None, scale: float) -> ModelFn:
     return fn
 
 
+def shifted_times(t_start: float, steps: int, shift: float = 1.0) -> Tensor:
+    """``steps + 1`` times from ``t_start`` down to 0, evenly spaced after the warp
+    t = s u / (1 + (s - 1) u), which keeps both ends and crowds the steps towards t = 1 for s > 1."""
+    if shift <= 0:
+        raise UsageError(f"shift must be > 0, got {shift}")
+    u_start = t_start / (shift - (shift - 1.0) * t_start)
+    u = torch.linspace(u_start, 0.0, steps + 1, dtype=torch.float64)
+    return shift * u / (1.0 + (shift - 1.0) * u)
+
+
 @torch.no_grad()
 def sample_rf(
     model: ModelFn,
@@ -78,11 +88,14 @@ def sample_rf(
     *,
     method: Literal["euler", "heun"] = "euler",
     t_start: float = 1.0,
+    shift: float = 1.0,
 ) -> Tensor:
-    """Integrate dx/dt = v from t_start (noise, or a partly noised input for SDEdit) to 0."""
+    """Integrate dx/dt = v from t_start (noise, or a partly noised input for SDEdit) to 0.
+
+    ``shift`` > 1 spends more of the steps at high noise (SD3's time shift)."""
     if steps < 1:
         raise UsageError(f"steps must be >= 1, got {steps}")
-    ts = torch.linspace(t_start, 0.0, steps + 1, dtype=torch.float64)
+    ts = shifted_times(t_start, steps, shift)
     x = noise
     b = x.shape[0]
     for i in range(steps):
@@ -139,7 +152,8 @@ def sample(
     *,
     method: Literal["euler", "heun"] = "euler",
     t_start: float = 1.0,
+    shift: float = 1.0,
 ) -> Tensor:
     if cfg.objective == "rf":
-        return sample_rf(model, noise, steps, method=method, t_start=t_start)
+        return sample_rf(model, noise, steps, method=method, t_start=t_start, shift=shift)
     return sample_ddim(model, noise, steps, cfg, t_start=t_start)

@@ -8,6 +8,7 @@ depend on what else is in the batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,14 @@ class Pipeline:
     @property
     def null_prompt(self) -> str:
         return str(self.config.get("null_prompt", ""))
+
+    @property
+    def sample_shift(self) -> float:
+        return float(self.config.get("sample_shift", 1.0))
+
+    @property
+    def factorized(self) -> bool:
+        return bool(self.config.get("factorized", False))
 
     @torch.no_grad()
     def encode_video(self, video: Tensor) -> Tensor:
@@ -130,8 +139,13 @@ def generate(
     init_video: Tensor | None = None,
     strength: float = 1.0,
     method: Literal["euler", "heun"] = "euler",
+    shift: float | None = None,
+    factorized: bool | None = None,
 ) -> Tensor:
-    """Videos (B,3,T,H,W) in [-1,1] for ``prompts``; see the module docstring for the options."""
+    """Videos (B,3,T,H,W) in [-1,1] for ``prompts``; see the module docstring for the options.
+    ``shift``: rectified flow's time shift. ``factorized``: text-to-video in two stages, first the
+    image (frame 0), then the clip with that frame known (as Emu Video does), so the motion is
+    drawn for a fixed picture. None for either: what the checkpoint was packed with."""
     if not prompts:
         raise UsageError("at least one prompt is needed")
     if not 0.0 <= strength <= 1.0:
@@ -164,26 +178,45 @@ def generate(
     tokens = torch.cat([text.tokens, null.tokens]) if guided else text.tokens
     tmask = torch.cat([text.mask, null.mask]) if guided else text.mask
     pooled = torch.cat([text.pooled, null.pooled]) if guided else text.pooled
-    k2 = None if known is None else (torch.cat([known, known]) if guided else known)
-    m2 = None if mask is None else (torch.cat([mask, mask]) if guided else mask)
 
-    def model(x: Tensor, t: Tensor) -> Tensor:
-        xx = torch.cat([x, x]) if guided else x
-        tt = torch.cat([t, t]) if guided else t
-        out: Tensor = pipe.dit(xx, tt, tokens, y_mask=tmask, y_pooled=pooled, known=k2, known_mask=m2)[:, :c]
-        if not guided:
-            return out
-        cond, uncond = out.chunk(2)
-        mixed: Tensor = uncond + cfg * (cond - uncond)
-        return mixed
+    def denoiser(known: Tensor | None, mask: Tensor | None) -> Callable[[Tensor, Tensor], Tensor]:
+        k2 = None if known is None else (torch.cat([known, known]) if guided else known)
+        m2 = None if mask is None else (torch.cat([mask, mask]) if guided else mask)
 
+        def model(x: Tensor, t: Tensor) -> Tensor:
+            xx = torch.cat([x, x]) if guided else x
+            tt = torch.cat([t, t]) if guided else t
+            out: Tensor = pipe.dit(xx, tt, tokens, y_mask=tmask, y_pooled=pooled, known=k2, known_mask=m2)
+            out = out[:, :c]
+            if not guided:
+                return out
+            cond, uncond = out.chunk(2)
+            mixed: Tensor = uncond + cfg * (cond - uncond)
+            return mixed
+
+        return model
+
+    if shift is None:
+        shift = pipe.sample_shift
+    if factorized is None:
+        factorized = pipe.factorized
+    if factorized and known is None and init_video is None and lt > 1:
+        # stage 1: the first latent frame alone is the image path of the causal VAE
+        image_noise = _noise((c, 1, lh, lw), seed, b)
+        image = run_sampler(
+            pipe.diffusion, denoiser(None, None), image_noise, steps, method=method, shift=shift
+        )
+        known = torch.cat([image, torch.zeros(b, c, lt - 1, lh, lw)], dim=2)
+        mask = torch.zeros(b, lt, dtype=torch.bool)
+        mask[:, 0] = True
     noise = _noise((c, lt, lh, lw), seed, b)
     t_start, n_steps = 1.0, steps
     x = noise
     if init_video is not None and strength < 1.0:
         x = noise_to(pipe.diffusion, pipe.encode_video(init_video), noise, strength)
         t_start, n_steps = strength, max(1, round(steps * strength))
-    z = run_sampler(pipe.diffusion, model, x, n_steps, method=method, t_start=t_start)
+    sampler = denoiser(known, mask)
+    z = run_sampler(pipe.diffusion, sampler, x, n_steps, method=method, t_start=t_start, shift=shift)
     if known is not None and mask is not None:
         keep = mask[:, None, :, None, None]
         z = torch.where(keep, known, z)

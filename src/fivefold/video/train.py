@@ -55,10 +55,12 @@ class TrainConfig:
     compile: bool = False
     bf16: bool = False  # autocast on CUDA only
     fused_adamw: bool = False  # one fused AdamW kernel (rounding differs from the default foreach)
+    # relative odds of the known-frame modes first, last, first+last, span (when some are known)
+    mask_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
 
 
 # options added after runs were saved (see trainloop.run_fields)
-_LATER_FIELDS = {"fused_adamw": False}
+_LATER_FIELDS: dict[str, Any] = {"fused_adamw": False, "mask_weights": (1.0, 1.0, 1.0, 1.0)}
 
 
 def run_record(tc: TrainConfig, caches: Sequence[LatentCache] | None = None) -> dict[str, Any]:
@@ -77,13 +79,24 @@ def step_bucket(tc: TrainConfig, step: int, buckets: int) -> int:
     return int(torch.randint(buckets, (1,), generator=loop.step_generator(tc.seed, step, stream=1)))
 
 
-def sample_known_mask(batch: int, frames: int, mask_prob: float, g: torch.Generator) -> Tensor:
-    """(B, T) bool over latent frames: none / first / last / first+last / a random span."""
+def sample_known_mask(
+    batch: int,
+    frames: int,
+    mask_prob: float,
+    g: torch.Generator,
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0),
+) -> Tensor:
+    """(B, T) bool over latent frames: none / first / last / first+last / a random span, the four
+    with some known frames drawn in proportion to ``weights``."""
     mask = torch.zeros(batch, frames, dtype=torch.bool)
     if frames < 2:
         return mask
     use = torch.rand(batch, generator=g) < mask_prob
-    mode = torch.randint(1, len(MASK_MODES), (batch,), generator=g)
+    if len(set(weights)) == 1:  # the original uniform draw, so older runs replay the same masks
+        mode = torch.randint(1, len(MASK_MODES), (batch,), generator=g)
+    else:
+        odds = torch.tensor(weights, dtype=torch.float64)
+        mode = 1 + torch.multinomial(odds, batch, replacement=True, generator=g)
     starts = torch.randint(0, frames, (batch,), generator=g)
     lengths = torch.randint(1, frames, (batch,), generator=g)
     for i in range(batch):
@@ -118,7 +131,7 @@ def global_batch(cache: LatentCache, tc: TrainConfig, step: int) -> tuple[StepBa
     ids = cache.caption_ids[idx].clone()
     drop = torch.rand(tc.batch_size, generator=g) < tc.cond_dropout
     ids[drop] = cache.null_id
-    known = sample_known_mask(tc.batch_size, x0.shape[2], tc.mask_prob, g)
+    known = sample_known_mask(tc.batch_size, x0.shape[2], tc.mask_prob, g, tc.mask_weights)
     return StepBatch(x0, ids, known), g
 
 
