@@ -19,13 +19,12 @@ from fivefold.video.data import (
     ALL_COMBOS,
     ClipSpec,
     canonical_caption,
-    read_media,
     render_clip,
     to_tensor,
-    write_media,
 )
 from fivefold.video.diffusion import DiffusionConfig
 from fivefold.video.dit import DiT, DiTConfig
+from fivefold.video.folder import read_media, write_media
 from fivefold.video.sample import Pipeline
 from fivefold.video.text import TEXT_DIM, TextEncoder
 from fivefold.video.vae import VAEConfig, VideoVAE

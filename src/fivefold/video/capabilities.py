@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 
 from fivefold._common.errors import FivefoldError, UsageError
-from fivefold.video.data import read_media, resize_video, to_tensor, to_uint8, write_media
+from fivefold.video.data import to_tensor, to_uint8
+from fivefold.video.folder import read_media, resize_video, write_media
 
 FPS = 8
 
