@@ -10,7 +10,7 @@ from fivefold._common.errors import UsageError
 from fivefold.video.dit import PAPER_NAMES, DiT, count_params, paper_config
 from fivefold.video.flops import forward_macs, report
 from fivefold.video.patches import check_pixel_size, patchify, unpatchify
-from fivefold.video.rope import apply_rope, rope_tables
+from fivefold.video.rope import rope_tables, rotate_pairs
 
 from .conftest import TINY_DIT
 
@@ -121,7 +121,8 @@ def test_rope_is_relative() -> None:
     assert cos.shape == (60, 12)
     q = torch.randn(1, 1, 1, 24).expand(1, 1, 60, 24)
     k = torch.randn(1, 1, 1, 24).expand(1, 1, 60, 24)
-    qr, kr = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    rotation = torch.complex(cos, sin)
+    qr, kr = rotate_pairs(q, rotation), rotate_pairs(k, rotation)
     scores = (qr @ kr.transpose(-1, -2))[0, 0]
     # token (t,h,w) index = t*20 + h*5 + w: equal offsets give equal scores
     assert scores[0, 26].item() == pytest.approx(scores[5, 31].item(), abs=1e-4)

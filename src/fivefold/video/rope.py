@@ -51,16 +51,12 @@ def rope_rotation(grid: tuple[int, int, int], head_dim: int, device: torch.devic
 def rotate_pairs(x: Tensor, rotation: Tensor) -> Tensor:
     """Rotate the (even, odd) channel pairs of ``x`` (..., head_dim) by ``rotation`` (..., head_dim/2).
 
-    One complex multiply: the same products and sums as :func:`apply_rope`, without the slices,
-    the four real multiplies and the stack (each a full pass over q and k, also in backward)."""
+    One complex multiply: the same products and sums as rotating the (even, odd) slices by real cos
+    and sin tables, without the slices, the four real multiplies and the stack (each a full pass over
+    q and k, also in backward)."""
     if x.dtype not in (torch.float32, torch.float64):  # no complex bf16 (autocast on a GPU)
         x1, x2 = x[..., 0::2], x[..., 1::2]
         c, s = rotation.real.to(x.dtype), rotation.imag.to(x.dtype)
         return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2)
     pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2))
     return torch.view_as_real(pairs * rotation).flatten(-2)
-
-
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate (B, heads, N, head_dim) by the tables; pairs are (even, odd) channels."""
-    return rotate_pairs(x, torch.complex(cos, sin))
