@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 import platform
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -124,17 +125,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--cfg", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/video_capabilities"))
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the GIFs and the plot (default: a new temp folder)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", cap.ResizeWarning)
-    args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
         pipe = cap.load_pipeline(args.checkpoint)
     except Exception as exc:  # no shipped checkpoint yet: say so in one line
         print(f"cannot load the pipeline: {exc}", file=sys.stderr)
         return 1
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="fivefold-video-capabilities-"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"writing the GIFs and the plot to {args.out}")
     if args.text_cache is not None:
         pipe.text.cache.update(torch.load(args.text_cache, map_location="cpu", weights_only=True))
     judge = load_judge()
@@ -294,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\nunseen size and length (text-to-video)")
     print_table(size_rows, ["setting", "size", "judge all three", "points vs trained"])
     print(f"\nwall time {time.perf_counter() - started:.0f} s; heads judged: {', '.join(HEADS)}")
+    print(f"GIFs (animate, loop) and the edit plot are in {args.out}")
     return 0
 
 
