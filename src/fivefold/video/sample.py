@@ -145,7 +145,8 @@ def generate(
     """Videos (B,3,T,H,W) in [-1,1] for ``prompts``; see the module docstring for the options.
     ``shift``: rectified flow's time shift. ``factorized``: text-to-video in two stages, first the
     image (frame 0), then the clip with that frame known (as Emu Video does), so the motion is
-    drawn for a fixed picture. None for either: what the checkpoint was packed with."""
+    drawn for a fixed picture; the stages split ``steps`` (image ``steps // 2``, clip the rest).
+    None for either: what the checkpoint was packed with."""
     if not prompts:
         raise UsageError("at least one prompt is needed")
     if not 0.0 <= strength <= 1.0:
@@ -200,11 +201,13 @@ def generate(
         shift = pipe.sample_shift
     if factorized is None:
         factorized = pipe.factorized
-    if factorized and known is None and init_video is None and lt > 1:
-        # stage 1: the first latent frame alone is the image path of the causal VAE
+    if factorized and known is None and init_video is None and lt > 1 and steps > 1:
+        # stage 1: the first latent frame alone is the image path of the causal VAE; the two
+        # stages share the step budget, so ``steps`` still counts every step taken
+        image_steps, steps = steps // 2, steps - steps // 2
         image_noise = _noise((c, 1, lh, lw), seed, b)
         image = run_sampler(
-            pipe.diffusion, denoiser(None, None), image_noise, steps, method=method, shift=shift
+            pipe.diffusion, denoiser(None, None), image_noise, image_steps, method=method, shift=shift
         )
         known = torch.cat([image, torch.zeros(b, c, lt - 1, lh, lw)], dim=2)
         mask = torch.zeros(b, lt, dtype=torch.bool)
