@@ -41,6 +41,7 @@ from fivefold.video.data import (
 )
 from fivefold.video.evaluate import attribute_accuracy, psnr, seam_ratio, temporal_consistency
 from fivefold.video.judge import HEADS, Judge, load_judge
+from fivefold.video.sample import Pipeline
 
 
 def specs(count: int, seed: int, combos: Sequence[tuple[str, str, str]] | None = None) -> list[ClipSpec]:
@@ -115,6 +116,29 @@ def plot_curve(
         draw.text((pad + (w - 2 * pad) * x - 8, h - pad + 6), f"{x:.1f}", fill="black")
     draw.text((w // 2 - 30, h - 20), "edit strength", fill="black")
     img.save(path)
+
+
+def trained_sizes(pipe: Pipeline, geo: cap.Geometry) -> set[tuple[int, int, int]]:
+    """(frames, height, width) in pixels of every size the model trained on: its buckets when it
+    was trained with ``--buckets``, else the one window."""
+    buckets = (pipe.config.get("train_config") or {}).get("buckets")
+    if not buckets:
+        return {(geo.window, geo.height, geo.width)}
+    spatial = int(pipe.vae.cfg.spatial_factor)
+    return {(1 + (t - 1) * geo.temporal, h * spatial, w * spatial) for t, h, w in buckets}
+
+
+def unseen_settings(pipe: Pipeline, geo: cap.Geometry) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """An aspect ratio and a length the model never trained on: wider, then taller frames of the
+    trained window; 2x, then 1.5x and 3x the trained length at the trained size."""
+    seen = trained_sizes(pipe, geo)
+    T, H, W, m = geo.window, geo.height, geo.width, geo.multiple
+    aspects = [(T, H, W + 2 * m), (T, H + 2 * m, W), (T, H, W + m), (T, H + m, W)]
+    k = (T - 1) // geo.temporal
+    lengths = [(1 + geo.temporal * n, H, W) for n in (2 * k, k + (k + 1) // 2, 3 * k)]
+    aspect = next((a for a in aspects if a not in seen), aspects[-1])
+    length = next((n for n in lengths if n not in seen), lengths[-1])
+    return aspect, length
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,8 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     size_rows = []
     size_batch = specs(n, 11)
     size_prompts = [canonical_caption(s) for s in size_batch]
-    wide = (H, W + 2 * geo.multiple) if W + 2 * geo.multiple <= 2 * W else (H, W + geo.multiple)
-    settings = [("trained", T, H, W), ("unseen aspect", T, *wide), ("unseen length", 1 + 2 * (T - 1), H, W)]
+    aspect, length = unseen_settings(pipe, geo)
+    settings = [("trained", T, H, W), ("unseen aspect", *aspect), ("unseen length", *length)]
     base_acc = None
     for name, frames_i, h_i, w_i in settings:
         video = cap._generate(pipe, size_prompts, frames_i, h_i, w_i, seed=12, **kw)
