@@ -92,3 +92,23 @@ def test_pack_rejects_a_bad_shift(run, tmp_path: Path) -> None:  # type: ignore[
     code, out = run("pack", str(tmp_path / "dit.pt"), "--out", str(tmp_path / "m.pt"), "--shift", "0")
     assert code == 2 and "--shift must be > 0" in out
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_sample_factorized_and_joint_differ(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip("the shipped model is not in this checkout")
+    outputs = {}
+    for mode in ("--factorized", "--joint"):
+        out = tmp_path / f"{mode[2:]}.gif"
+        code, text = run(
+            "sample", "--prompt", "a red circle moving left", "--steps", "4", mode, "--out", str(out)
+        )
+        assert code == 0, text
+        outputs[mode] = out.read_bytes()
+    assert outputs["--factorized"] != outputs["--joint"]
+    # the shipped checkpoint was packed with factorized sampling as its default
+    code, text = run(
+        "sample", "--prompt", "a red circle moving left", "--steps", "4", "--out", str(tmp_path / "d.gif")
+    )
+    assert code == 0, text
+    assert (tmp_path / "d.gif").read_bytes() == outputs["--factorized"]

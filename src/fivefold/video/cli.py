@@ -327,6 +327,11 @@ def _latent_caches(vae: Any, opts: dict[str, Any], out: Path, patch: tuple[int, 
 @click.option(
     "--upscale", type=int, default=4, show_default=True, help="Nearest-neighbour zoom of the output."
 )
+@click.option(
+    "--factorized/--joint",
+    default=None,
+    help="Image first, then the clip from it; or all frames at once. Default: the checkpoint's.",
+)
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def sample_cmd(
@@ -341,6 +346,7 @@ def sample_cmd(
     grid: int,
     checkpoint: Path | None,
     upscale: int,
+    factorized: bool | None,
     threads: int,
     as_json: bool,
 ) -> None:
@@ -371,6 +377,7 @@ def sample_cmd(
             cfg=guidance,
             seed=clip_seed,
             method=sampler,  # type: ignore[arg-type]
+            factorized=factorized,
         )
 
     videos = clips(seed)
