@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--text-cache", type=Path, default=None, help="prompt embeddings (.pt)")
-    parser.add_argument("--clips", type=int, default=12, help="clips per measurement")
+    parser.add_argument("--clips", type=int, default=24, help="clips per measurement")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--cfg", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=1)

@@ -102,3 +102,14 @@ def test_time_shift_keeps_the_ends_and_crowds_high_noise() -> None:
     assert x.std().item() == pytest.approx(S, abs=0.02)
     with pytest.raises(UsageError, match="shift must be > 0"):
         shifted_times(1.0, 4, 0.0)
+
+
+def test_logit_mean_moves_training_towards_high_noise() -> None:
+    x0 = torch.zeros(20000, 1)
+    times = {}
+    for mean in (0.0, 1.5):
+        _, t, _ = training_pair(DiffusionConfig(logit_mean=mean), x0, torch.Generator().manual_seed(0))
+        times[mean] = t / 1000.0
+    assert times[0.0].median().item() == pytest.approx(0.5, abs=0.02)
+    assert times[1.5].median().item() == pytest.approx(torch.sigmoid(torch.tensor(1.5)).item(), abs=0.02)
+    assert (times[1.5] > 0.9).float().mean() > 4 * (times[0.0] > 0.9).float().mean()
