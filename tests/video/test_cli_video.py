@@ -74,6 +74,7 @@ def test_missing_text_encoder_names_install_command(monkeypatch: pytest.MonkeyPa
     [
         ("--mask-weights", "4,1,1", "--mask-weights must be four non-negative numbers"),
         ("--mask-weights", "1,-1,1,1", "--mask-weights must be four non-negative numbers"),
+        ("--mask-weights", "nan,1,1,1", "--mask-weights must be four non-negative numbers"),
         ("--mask-prob", "1.5", "--mask-prob must be in [0, 1]"),
         ("--image-every", "-1", "--image-every must be >= 0"),
     ],

@@ -253,7 +253,7 @@ def _mask_weights(text: str) -> tuple[float, float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 4 or min(values) < 0 or sum(values) <= 0:
+    if len(values) != 4 or not all(0 <= v < float("inf") for v in values) or sum(values) <= 0:
         raise UsageError(f"--mask-weights must be four non-negative numbers like 4,1,1,1, got {text!r}")
     return (values[0], values[1], values[2], values[3])
 
