@@ -113,6 +113,13 @@ def test_media_writers(tmp_path: Path) -> None:
     assert mp4.stat().st_size > 0
     with pytest.raises(UsageError, match=r"\.gif or \.mp4"):
         save_video(tmp_path / "c.avi", clips)
+    from fivefold.video.data import to_uint8
+    from fivefold.video.media import to_frames
+
+    frames = to_frames(clips[0], upscale=2)  # each pixel becomes a 2x2 block
+    assert frames.shape == (5, 16, 16, 3) and frames.flags.c_contiguous
+    assert (frames[:, ::2, ::2] == to_uint8(clips[0])).all()
+    assert (frames[:, 1::2, 1::2] == frames[:, ::2, ::2]).all()
 
 
 def test_pack_swaps_only_a_decoder_fine_tune(tmp_path: Path) -> None:

@@ -10,15 +10,15 @@ import torch
 from torch import Tensor
 
 from fivefold._common.errors import UsageError
+from fivefold.video.data import to_uint8
 
 
 def to_frames(video: Tensor, upscale: int = 1) -> np.ndarray:
-    """(3,T,H,W) in [-1,1] -> uint8 (T,H*u,W*u,3)."""
-    pixels = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    frames = pixels.permute(1, 2, 3, 0).numpy()
+    """(3,T,H,W) in [-1,1] -> uint8 (T,H*u,W*u,3), nearest-neighbour upscaled."""
+    frames = to_uint8(video)
     if upscale > 1:
-        frames = frames.repeat(upscale, axis=1).repeat(upscale, axis=2)
-    return np.ascontiguousarray(frames)
+        frames = np.ascontiguousarray(frames.repeat(upscale, axis=1).repeat(upscale, axis=2))
+    return frames
 
 
 def tile(videos: Tensor) -> Tensor:
