@@ -60,7 +60,7 @@ class TrainConfig:
 
 
 # options added after runs were saved (see trainloop.run_fields)
-_LATER_FIELDS: dict[str, Any] = {"fused_adamw": False, "mask_weights": (1.0, 1.0, 1.0, 1.0)}
+_LATER_FIELDS = ("fused_adamw", "mask_weights")
 
 
 def run_record(tc: TrainConfig, caches: Sequence[LatentCache] | None = None) -> dict[str, Any]:

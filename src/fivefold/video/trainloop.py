@@ -12,7 +12,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,14 +58,15 @@ def check_config(path: Path, kind: str, saved: Mapping[str, Any], wanted: Mappin
         raise UsageError(f"checkpoint {path} is a {kind} of another config: " + ", ".join(diffs))
 
 
-def run_fields(config: Any, later: Mapping[str, Any]) -> dict[str, Any]:
+def run_fields(config: Any, later: Collection[str]) -> dict[str, Any]:
     """A run config as a checkpoint records it (and as --resume compares it): the fields named in
     ``later`` were added after runs had been saved, so each is recorded only when it differs from
-    its default there; older checkpoints then resume unchanged and default runs save the same
+    the dataclass default; older checkpoints then resume unchanged and default runs save the same
     fields as before."""
     record: dict[str, Any] = dataclasses.asdict(config)
-    for key, default in later.items():
-        if record[key] == default:
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for key in later:
+        if record[key] == defaults[key]:
             del record[key]
     return record
 

@@ -52,7 +52,7 @@ class VAETrainConfig:
 
 
 # options added after runs were saved (see trainloop.run_fields)
-_LATER_FIELDS = {"edge_weight": 0.0}
+_LATER_FIELDS = ("edge_weight",)
 
 
 def _batch(tc: VAETrainConfig, step: int, held_out: bool = False, frames: int | None = None) -> torch.Tensor:
