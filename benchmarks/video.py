@@ -272,7 +272,8 @@ def judge_accuracy(
     ones, every 7th), ``seeds`` clips each."""
     try:
         from fivefold.video.data import ALL_COMBOS, HELD_OUT_COMBOS, canonical_caption
-        from fivefold.video.judge import load_judge
+        from fivefold.video.evaluate import attribute_accuracy
+        from fivefold.video.judge import HEADS, load_judge
     except ImportError:
         return None
     from fivefold.video.sample import generate
@@ -280,20 +281,14 @@ def judge_accuracy(
     judge = load_judge()
     combos = sorted(HELD_OUT_COMBOS) if held_out else sorted(set(ALL_COMBOS) - HELD_OUT_COMBOS)[::7]
     prompts = [canonical_caption(c) for c in combos]
-    hits = {"shape": 0, "color": 0, "direction": 0, "all": 0}
-    n = 0
+    predictions: list[dict[str, str]] = []
     for s in range(seeds):
         videos = generate(  # type: ignore[arg-type]
             pipe, prompts, 9, 32, 32, steps=steps, cfg=4.0, seed=1000 * s, factorized=factorized
         )
-        for combo, seen in zip(combos, judge.predict(videos), strict=True):
-            ok = [seen["shape"] == combo[0], seen["color"] == combo[1], seen["direction"] == combo[2]]
-            hits["shape"] += ok[0]
-            hits["color"] += ok[1]
-            hits["direction"] += ok[2]
-            hits["all"] += all(ok)
-            n += 1
-    return {k: v / n for k, v in hits.items()} | {"clips": float(n)}
+        predictions += judge.predict(videos)
+    targets = [dict(zip(HEADS, combo, strict=True)) for combo in combos] * seeds
+    return attribute_accuracy(predictions, targets) | {"clips": float(len(targets))}
 
 
 def caption_sensitivity(pipe: Any, clips: int = 96) -> dict[float, dict[str, float]]:
