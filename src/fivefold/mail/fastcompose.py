@@ -25,7 +25,8 @@ from fivefold.mail.addresses import check_header_value
 from fivefold.mail.message import Message, ParsedAddresses
 
 _SLOTS = ("TO", "SUBJECT", "DATE", "MSGID", "TEXTCTE", "TEXT", "HTMLCTE", "HTML")
-_MARK = "ZZfivefoldslot{}ZZ"
+_MARK_PREFIX = "ZZfivefoldslot"  # marks a slot in the skeleton; bodies holding it go base64
+_MARK = _MARK_PREFIX + "{}ZZ"
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
 _ATEXT_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
 
@@ -67,7 +68,7 @@ class Skeleton:
         position = 0
         for match in pattern.finditer(raw):
             self.pieces.append(raw[position:match.start()])
-            name = match.group().decode()[len("ZZfivefoldslot"):-2]
+            name = match.group().decode()[len(_MARK_PREFIX):-2]
             self.pieces.append(name)
             position = match.end()
         self.pieces.append(raw[position:])
@@ -237,7 +238,7 @@ def _subject(subject: str) -> bytes:
 def _encode_body(body: str) -> tuple[bytes, bytes]:
     # 7bit: ASCII, no CR, every line under 990 octets (str.isascii is a flag lookup). A body
     # holding a slot marker anywhere goes base64 (stricter than needed, and one scan).
-    if body.isascii() and "\r" not in body and "ZZfivefoldslot" not in body \
+    if body.isascii() and "\r" not in body and _MARK_PREFIX not in body \
             and (len(body) < 989 or max(map(len, body.split("\n"))) < 990):
         data = body.encode("ascii")
         return b"7bit", (data[:-1] if data.endswith(b"\n") else data).replace(b"\n", b"\r\n")
