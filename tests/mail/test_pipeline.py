@@ -15,10 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from fivefold._common.errors import UsageError
 from fivefold.mail import Message, send_many
 from fivefold.mail.bulk import jobs_from_messages
 from fivefold.mail.fastcompose import WireReady
-from fivefold.mail.merge import merge
+from fivefold.mail.merge import merge, plan
 from fivefold.mail.pipeline import wire_body
 from fivefold.mail.server import CaptureServer
 from fivefold.mail.templates import MergeTemplate
@@ -227,6 +228,18 @@ def test_merge_uses_the_pipelined_path(sink: RecordingSink) -> None:
     assert not isinstance(report, list) and report.sent == 7
     assert sink.grouped() == 7
     assert all(b"\r\n..P" in body for body in sink.bodies)
+
+
+def test_merge_takes_a_plan_without_rows_or_sender(sink: RecordingSink) -> None:
+    template = MergeTemplate(subject="Hi {{ name }}", text="{{ name }}", html=None)
+    batch = plan(template, [{"email": "q@example.org", "name": "Q"}], sender="n@example.org")
+    report = merge(batch, server=sink.address)
+    assert not isinstance(report, list) and report.sent == 1
+    # A plan already carries both; a second, different copy would be silently ignored.
+    with pytest.raises(UsageError, match="carries its own rows and sender"):
+        merge(batch, [{"email": "other@example.org"}], server=sink.address)
+    with pytest.raises(UsageError, match="needs rows and sender"):
+        merge(template, server=sink.address)
 
 
 def test_group_committed_journal_records_every_message(sink: RecordingSink, tmp_path) -> None:

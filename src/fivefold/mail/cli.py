@@ -198,7 +198,7 @@ def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: i
     batch = plan(template_dir, csv_file, sender=sender)  # validates everything before sending
     signer = _signer(settings, batch.message(0))
     if dry_run is not None:
-        paths = run_merge(batch, batch.rows, sender=sender, dry_run=dry_run, dkim=signer)
+        paths = run_merge(batch, dry_run=dry_run, dkim=signer)
         assert isinstance(paths, list)
         _report({"dry_run": [str(p) for p in paths]}, as_json,
                 f"wrote {len(paths)} .eml file(s) to {dry_run}")
@@ -211,7 +211,7 @@ def merge(template_dir: Path, csv_file: Path, sender: str | None, concurrency: i
             if bar is not None and task is not None:
                 bar.update(task, completed=done)
 
-        report = run_merge(batch, batch.rows, sender=sender, server=str(settings.endpoint),
+        report = run_merge(batch, server=str(settings.endpoint),
                            security=settings.endpoint.security, options=settings.options,
                            concurrency=settings.concurrency, outbox=journal, retries=settings.retries,
                            dkim=signer, retry_failed=retry_failed, progress=progress,

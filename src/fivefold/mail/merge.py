@@ -121,9 +121,9 @@ def plan(template: Path | MergeTemplate, rows: Path | list[dict[str, str]], *, s
 
 def merge(
     template: Path | MergeTemplate | MergePlan,
-    rows: Path | list[dict[str, str]],
+    rows: Path | list[dict[str, str]] | None = None,
     *,
-    sender: str,
+    sender: str | None = None,
     server: str = "127.0.0.1:25",
     security: str | None = None,
     options: ConnectOptions | None = None,
@@ -139,9 +139,17 @@ def merge(
 ) -> BulkReport | list[Path]:
     """Sends one personalised message per row (or writes ``.eml`` files with ``dry_run``).
 
-    ``template`` may be a :class:`MergePlan` already validated by :func:`plan` (its rows and
-    sender are then used, and the batch is not validated twice)."""
-    batch = template if isinstance(template, MergePlan) else plan(template, rows, sender=sender)
+    ``template`` may be a :class:`MergePlan` already validated by :func:`plan`: it carries its
+    rows and sender, so ``rows`` and ``sender`` are then left out, and the batch is not validated
+    twice. Otherwise both are required."""
+    if isinstance(template, MergePlan):
+        if rows is not None or sender is not None:
+            raise UsageError("a MergePlan carries its own rows and sender; pass neither with it")
+        batch = template
+    elif rows is None or sender is None:
+        raise UsageError("merge needs rows and sender (or a MergePlan from plan())")
+    else:
+        batch = plan(template, rows, sender=sender)
     if dry_run is not None:
         from fivefold.mail.dryrun import write_eml
 

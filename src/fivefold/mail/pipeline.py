@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fivefold.mail.fastcompose import WireReady
-from fivefold.mail.streaming import _PERIOD  # dot-stuffing, defined once
+from fivefold.mail.streaming import LEADING_DOT
 from fivefold.mail.transport import Delivery, Endpoint, SendError, refuse_all
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def wire_body(data: bytes) -> bytes:
     if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
         data = _LINE_ENDS.sub(b"\r\n", data)
     if data.startswith(b".") or b"\n." in data:
-        data = _PERIOD.sub(b"..", data)
+        data = LEADING_DOT.sub(b"..", data)
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

@@ -21,7 +21,7 @@ from fivefold.mail.message import Attachment, Message
 STREAM_THRESHOLD = 1 << 20  # attachments above 1 MiB are streamed
 _BLOCK = 57 * 1024 * 4  # a multiple of 57 input bytes = whole 76-character base64 lines
 _MARK = "ZZfivefoldstream{}ZZ"
-_PERIOD = re.compile(rb"(?m)^\.")
+LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 @dataclass
@@ -51,7 +51,7 @@ class StreamedMessage:
     def chunks(self) -> Iterator[bytes]:
         """Wire bytes, CRLF line ends, dot-stuffed, without the final ``.``."""
         for index, piece in enumerate(self.pieces):
-            yield _PERIOD.sub(b"..", piece)
+            yield LEADING_DOT.sub(b"..", piece)
             if index < len(self.sources):
                 yield from _encoded(self.sources[index])
 
