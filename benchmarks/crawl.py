@@ -138,7 +138,8 @@ def run_json(code: str, *args: str, timeout: float = 600) -> dict[str, float]:
         os.unlink(handle.name)
     if result.returncode != 0:
         raise SystemExit(f"runner failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
 
 
 WORK = Path(tempfile.gettempdir())  # set by main(): outputs stay until the benchmark ends

@@ -196,7 +196,7 @@ def yagmail_send(server: str, data: list[dict[str, str]]) -> None:
 
 
 def redmail_send(server: str, data: list[dict[str, str]]) -> None:
-    from redmail import EmailSender
+    from redmail.email.sender import EmailSender
 
     host, port = server.split(":")
     sender = EmailSender(host=host, port=int(port), use_starttls=False)

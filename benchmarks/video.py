@@ -26,7 +26,7 @@ import time
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from fivefold.video.dit import DiT, DiTConfig, paper_config
 from fivefold.video.flops import forward_macs
 from fivefold.video.latents import LatentCache
 from fivefold.video.train import TrainConfig, global_batch, loss_fn
+
+if TYPE_CHECKING:
+    from fivefold.video.sample import Pipeline
 
 
 # ----------------------------------------------------------------- reference DiT (the "before")
@@ -154,12 +157,12 @@ def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: in
 
 
 def _adamw_step(model: nn.Module, forward: Callable[[], Tensor], fused: bool = False) -> Callable[[], None]:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if fused else {}))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True if fused else None)
 
     def step() -> None:
         loss = forward()
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
 
     return step
@@ -172,7 +175,9 @@ def before_and_after(
     steps = {}
     old = before_dit()
     if old is not None:
-        plain = old.DiT(old.DiTConfig(**dataclasses.asdict(model.cfg)))
+        cfg = model.cfg
+        assert dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)
+        plain = old.DiT(old.DiTConfig(**dataclasses.asdict(cfg)))
         plain.load_state_dict(model.state_dict())
         steps["before"] = _adamw_step(plain, forward_of(plain))
     steps["after"] = _adamw_step(model, forward_of(model))
@@ -232,7 +237,8 @@ def shipped_train_rate(rounds: int, per_round: int) -> tuple[dict[str, float], D
         def forward() -> Tensor:
             batch_, gen = global_batch(cache, tc, counter["s"])
             counter["s"] += 1
-            return loss_fn(model, cache, DiffusionConfig(), batch_, gen, slice(0, batch))
+            loss: Tensor = loss_fn(model, cache, DiffusionConfig(), batch_, gen, slice(0, batch))
+            return loss
 
         return forward
 
@@ -266,7 +272,7 @@ def sample_costs(pipe: object, sizes: list[tuple[int, int, int]], steps: int) ->
 
 
 def judge_accuracy(
-    pipe: object, seeds: int, steps: int, *, factorized: bool, held_out: bool = True
+    pipe: Pipeline, seeds: int, steps: int, *, factorized: bool, held_out: bool = True
 ) -> dict[str, float] | None:
     """Judge accuracy of the canonical prompts of the held-out combinations (or of as many seen
     ones, every 7th), ``seeds`` clips each."""
@@ -283,12 +289,13 @@ def judge_accuracy(
     prompts = [canonical_caption(c) for c in combos]
     predictions: list[dict[str, str]] = []
     for s in range(seeds):
-        videos = generate(  # type: ignore[arg-type]
+        videos = generate(
             pipe, prompts, 9, 32, 32, steps=steps, cfg=4.0, seed=1000 * s, factorized=factorized
         )
         predictions += judge.predict(videos)
     targets = [dict(zip(HEADS, combo, strict=True)) for combo in combos] * seeds
-    return attribute_accuracy(predictions, targets) | {"clips": float(len(targets))}
+    scores: dict[str, float] = attribute_accuracy(predictions, targets)
+    return scores | {"clips": float(len(targets))}
 
 
 def caption_sensitivity(pipe: Any, clips: int = 96) -> dict[float, dict[str, float]]:

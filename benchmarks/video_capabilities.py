@@ -72,7 +72,8 @@ def real(batch: Sequence[ClipSpec], frames: int, height: int, width: int) -> tor
 
 
 def accuracy_of(judge: Judge, video: torch.Tensor, batch: Sequence[ClipSpec]) -> dict[str, float]:
-    return attribute_accuracy(judge.predict(video), [s.attrs() for s in batch])
+    scores: dict[str, float] = attribute_accuracy(judge.predict(video), [s.attrs() for s in batch])
+    return scores
 
 
 def psnr_each(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -94,7 +95,10 @@ def print_table(rows: list[list[str]], header: Sequence[str]) -> None:
 
 
 def plot_curve(
-    path: Path, xs: Sequence[float], series: dict[str, Sequence[float]], ranges: dict[str, tuple]
+    path: Path,
+    xs: Sequence[float],
+    series: dict[str, Sequence[float]],
+    ranges: dict[str, tuple[float, float]],
 ) -> None:
     """Two series against strength, each on its own y range, drawn with Pillow (no matplotlib)."""
     w, h, pad = 520, 320, 48

@@ -53,7 +53,7 @@ class Scored:
 @pytest.fixture(scope="session")
 def syzkaller(shared_dir: Path) -> Scored:
     from fivefold.oops import parse
-    from fivefold.oops.parse import table
+    from fivefold.oops.report import table
 
     reports = sorted((shared_dir / "oops" / "syzkaller-reports").iterdir(), key=lambda p: p.name)
     expected = [load_report(p) for p in reports if p.is_file()]
