@@ -287,3 +287,8 @@ def test_profile_from_fivefold_toml(tmp_path: Path, capture: CaptureServer) -> N
         env={"FIVEFOLD_CONFIG": str(config)},
     )
     assert result.returncode == 2 and "password is not allowed" in result.stderr
+    # A misspelt yes/no is an error, not a silent "no".
+    config.write_text("[mail]\n", encoding="utf-8")
+    result = run_cli("mail", "send", "--to", "b@example.org", "--from", "a@example.org",
+                     env={"FIVEFOLD_CONFIG": str(config), "FIVEFOLD_MAIL_ALLOW_PLAIN": "ture"})
+    assert result.returncode == 2 and "allow_plain" in result.stderr and "'ture'" in result.stderr

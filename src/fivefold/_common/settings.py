@@ -70,3 +70,19 @@ def tool_settings(
     if flags:
         merged.update({key: value for key, value in flags.items() if value is not None})
     return merged
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def yes_no(value: Any) -> bool:
+    """A boolean setting from TOML (a bool) or the environment (text); ValueError for anything else,
+    so that a typo such as ``insecure = "ture"`` is reported instead of read as false."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected yes/no, true/false, on/off or 1/0, got {value!r}")

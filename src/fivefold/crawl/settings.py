@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fivefold._common.errors import UsageError
-from fivefold._common.settings import tool_settings
+from fivefold._common.settings import tool_settings, yes_no
 from fivefold.crawl.config import Options
 
 
@@ -41,14 +41,7 @@ def _number(kind: Callable[[str], Any], low: float) -> Callable[[str, Any], Any]
 
 
 def _flag(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(value)
+    return yes_no(value)
 
 
 def _text(key: str, value: Any) -> str:

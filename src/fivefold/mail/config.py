@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fivefold._common.errors import UsageError
-from fivefold._common.settings import tool_settings
+from fivefold._common.settings import tool_settings, yes_no
 from fivefold.mail import secrets
 from fivefold.mail.transport import ConnectOptions, Endpoint
 
@@ -56,10 +56,11 @@ def merged(flags: Mapping[str, Any], *, profile: str | None = None) -> dict[str,
     return base
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+def _bool(key: str, value: Any) -> bool:
+    try:
+        return yes_no(value)
+    except ValueError as exc:
+        raise UsageError(f"[mail] {key}: {exc}") from None
 
 
 def load(flags: Mapping[str, Any], *, profile: str | None = None, prompt: bool = True) -> SendSettings:
@@ -82,8 +83,8 @@ def load(flags: Mapping[str, Any], *, profile: str | None = None, prompt: bool =
     options = ConnectOptions(
         timeout=timeout,
         cafile=Path(values["cafile"]) if values.get("cafile") else None,
-        insecure=_bool(values.get("insecure", False)),
-        allow_plain=_bool(values.get("allow_plain", False)),
+        insecure=_bool("insecure", values.get("insecure", False)),
+        allow_plain=_bool("allow_plain", values.get("allow_plain", False)),
         user=user,
         password=password,
         oauth_token=token,
