@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 import fivefold.grad as fg
-from fivefold.grad._files import atomic_path
+from fivefold._common.files import atomic_path
 
 
 def load_digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:

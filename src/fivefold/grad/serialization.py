@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from fivefold._common.files import atomic_path
 
 
 def save(obj: Any, f: str | os.PathLike[str]) -> None:
     """Pickles ``obj`` (tensors, state dicts, ...) to ``f``, atomically."""
-    path = Path(f)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(Path(f)) as tmp, tmp.open("wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load(f: str | os.PathLike[str], map_location: Any = None, weights_only: bool = False) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fivefold._common.errors import FivefoldError
-from fivefold.grad._files import atomic_path
+from fivefold._common.files import atomic_path
 from fivefold.grad.graph import AccumulateGrad, Node
 from fivefold.grad.tensor import Tensor
 
@@ -72,7 +72,7 @@ def render(dot_text: str, path: Path, fmt: str | None = None) -> Path:
     fmt = fmt or (path.suffix.lstrip(".") or "dot")
     with atomic_path(path) as tmp:
         if fmt in ("dot", "gv"):
-            Path(tmp).write_text(dot_text)
+            tmp.write_text(dot_text)
         else:
             exe = shutil.which("dot")
             if exe is None:
@@ -81,7 +81,7 @@ def render(dot_text: str, path: Path, fmt: str | None = None) -> Path:
                     "(apt-get install graphviz); use a .dot path for the text"
                 )
             result = subprocess.run(
-                [exe, f"-T{fmt}", "-o", tmp],
+                [exe, f"-T{fmt}", "-o", str(tmp)],
                 input=dot_text,
                 text=True,
                 capture_output=True,

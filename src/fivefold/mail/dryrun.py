@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fivefold._common.files import write_bytes_atomic
 from fivefold.mail.message import Message
 
 if TYPE_CHECKING:
@@ -16,18 +15,6 @@ if TYPE_CHECKING:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9@._-]+", "_", text)[:60] or "message"
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, then ``os.replace``: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_eml(message: Message, directory: Path, *, index: int | None = None,

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from fivefold._common.files import write_text_atomic
 from fivefold._common.jsonout import dumps
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = DATA / "samples"
 ELF_DIR = DATA / "elf"
-
-
-def _write(path: Path, text: str) -> None:
-    """Temp file then rename: a failed demo never leaves a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def demo(out_dir: Path) -> dict[str, str]:
@@ -33,7 +23,7 @@ def demo(out_dir: Path) -> dict[str, str]:
         crashes = analyze(log.read_bytes(), name=log.name)
         result = LogResult(log.name, crashes, size=log.stat().st_size)
         results.append(result)
-        _write(out_dir / f"{log.stem}.txt", render_text([result]))
+        write_text_atomic(out_dir / f"{log.stem}.txt", render_text([result]))
         titles = "; ".join(c.title for c in crashes) or "no crash found"
         outputs[log.name] = f"{titles} -> {out_dir / (log.stem + '.txt')}"
     vmlinux, log = ELF_DIR / "vmlinux-x86_64", ELF_DIR / "demo-x86.log"
@@ -45,7 +35,7 @@ def demo(out_dir: Path) -> dict[str, str]:
         if crashes:
             result.symbolizer = symbolize(crashes, vmlinux, ELF_DIR)
         results.append(result)
-        _write(out_dir / "symbolized.md", render_markdown([result]))
+        write_text_atomic(out_dir / "symbolized.md", render_markdown([result]))
         blamed = crashes[0].blamed if crashes else None
         where = blamed.source[-1] if blamed is not None and blamed.source else None
         outputs["symbolized"] = (
@@ -54,10 +44,10 @@ def demo(out_dir: Path) -> dict[str, str]:
             if where
             else "no source line"
         )
-    _write(out_dir / "report.json", dumps(to_document(results)) + "\n")
+    write_text_atomic(out_dir / "report.json", dumps(to_document(results)) + "\n")
     outputs["json"] = str(out_dir / "report.json")
     entries = [(r.name, 0.0, c) for r in results for c in r.crashes]
     buckets = bucketize(entries)
-    _write(out_dir / "buckets.txt", render_buckets(buckets))
+    write_text_atomic(out_dir / "buckets.txt", render_buckets(buckets))
     outputs["buckets"] = f"{len(buckets)} buckets from {len(entries)} crashes -> {out_dir / 'buckets.txt'}"
     return outputs
