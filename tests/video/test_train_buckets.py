@@ -101,3 +101,14 @@ def test_cli_builds_one_cache_per_bucket_and_trains(
         main([*common, "--buckets", "5x16x16,5x15x16", "--out", str(tmp_path / "bad")])
     assert exit_info.value.code == 2
     assert "--buckets 5x15x16: height=15 must be a multiple of 8" in capsys.readouterr().err
+    # The same cache with a VAE finalised at another latent scale: the DiT would learn latents
+    # that the checkpoint's VAE then decodes wrongly.
+    rescaled = tmp_path / "vae_rescaled.pt"
+    atomic_save({"kind": "vae", "config": {**TINY_VAE.to_dict(), "scale": 2.5},
+                 "model": VideoVAE(TINY_VAE).state_dict()}, rescaled)
+    again = [*common, "--buckets", "5x16x16,5x16x24,1x16x16", "--cache", str(tmp_path / "run" / "latents.pt")]
+    again[again.index(str(vae_path))] = str(rescaled)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*again, "--out", str(tmp_path / "other")])
+    assert exit_info.value.code == 2
+    assert "was encoded at latent scale" in capsys.readouterr().err

@@ -40,3 +40,15 @@ def test_init_refuses_another_config(tmp_path: Path) -> None:
     bigger = dataclasses.replace(TINY_DIT, hidden=48)
     with pytest.raises(UsageError, match=r"hidden=32 \(asked 48\)"):
         train(tmp_path / "two", fake_cache(), bigger, TC, init=tmp_path / "one" / "dit.pt")
+
+
+def test_init_refuses_another_latent_scale(tmp_path: Path) -> None:
+    cache = fake_cache()
+    vae = {"config": {"scale": 1.5, "shift": -0.2}, "model": {}}
+    train(tmp_path / "one", cache, TINY_DIT, TC, stop_after=1, vae_state=vae)
+    refit = {"config": {"scale": 1.6, "shift": -0.3}, "model": {}}
+    with pytest.raises(UsageError, match=r"learned latents at VAE scale 1\.5000; --vae has 1\.6000"):
+        train(tmp_path / "two", cache, TINY_DIT, TC, init=tmp_path / "one" / "dit.pt", vae_state=refit)
+    same = train(tmp_path / "three", cache, TINY_DIT, TC, init=tmp_path / "one" / "dit.pt", vae_state=vae,
+                 stop_after=1)
+    assert len(same["losses"]) == 1

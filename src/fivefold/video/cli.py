@@ -265,6 +265,7 @@ def _latent_caches(vae: Any, opts: dict[str, Any], out: Path, patch: tuple[int, 
         LatentCache,
         build_bucket_caches,
         build_cache,
+        check_cache_vae,
         load_buckets,
         save_buckets,
     )
@@ -274,7 +275,9 @@ def _latent_caches(vae: Any, opts: dict[str, Any], out: Path, patch: tuple[int, 
     cache_path: Path = opts["cache"] or out / "latents.pt"
     if opts["buckets"] is None:
         if cache_path.is_file():
-            return LatentCache.load(cache_path)
+            lc = LatentCache.load(cache_path)
+            check_cache_vae(cache_path, [lc], vae)
+            return lc
         width, height = parse_size(opts["size"])
         encoder = TextEncoder(opts["text_cache"])
         lc = build_cache(
@@ -299,7 +302,9 @@ def _latent_caches(vae: Any, opts: dict[str, Any], out: Path, patch: tuple[int, 
         except UsageError as exc:
             raise UsageError(f"--buckets {f}x{h}x{w}: {exc}") from None
     if cache_path.is_file():
-        return load_buckets(cache_path, buckets)
+        caches = load_buckets(cache_path, buckets)
+        check_cache_vae(cache_path, caches, vae)
+        return caches
     encoder = TextEncoder(opts["text_cache"])
     caches = build_bucket_caches(
         vae, encoder, clips=opts["clips"], buckets=buckets, seed=opts["seed"], echo=True

@@ -30,7 +30,7 @@ class LatentCache:
     token_mask: Tensor  # (U, L) bool
     pooled: Tensor  # (U, 384)
     null_id: int  # the row of the empty prompt (classifier-free guidance's null condition)
-    meta: dict[str, int]
+    meta: dict[str, Any]  # sizes, seed, clips and the VAE's latent scale/shift
 
     def __len__(self) -> int:
         return int(self.latents.shape[0])
@@ -81,6 +81,27 @@ def load_buckets(path: Path, buckets: Sequence[Bucket]) -> list[LatentCache]:
     return [LatentCache(**fields) for fields in data["caches"]]
 
 
+def vae_stamp(vae: VideoVAE) -> dict[str, float]:
+    """What fixes the latent space a cache holds, given the encoder: its scale and shift (a
+    decoder-only fine-tune keeps the encoder but may finalise with other values)."""
+    return {"vae_scale": float(vae.cfg.scale), "vae_shift": float(vae.cfg.shift)}
+
+
+def check_cache_vae(path: Path, caches: Sequence[LatentCache], vae: VideoVAE) -> None:
+    """A :class:`UsageError` when ``path`` was encoded with another latent scale/shift than
+    ``vae``'s: the DiT would learn latents that the recorded VAE then decodes wrongly. Caches
+    from before the stamp carry none and pass."""
+    want = vae_stamp(vae)
+    for cache in caches:
+        have = {k: cache.meta[k] for k in want if k in cache.meta}
+        if have and any(abs(have[k] - want[k]) > 1e-6 for k in have):
+            raise UsageError(
+                f"latent cache {path} was encoded at latent scale {have['vae_scale']:.4f} shift "
+                f"{have['vae_shift']:.4f}; --vae has {want['vae_scale']:.4f}/{want['vae_shift']:.4f}. "
+                "Pass the VAE the cache was built with (a fine-tuned decoder goes in at pack --vae)"
+            )
+
+
 def _encode(
     vae: VideoVAE, ds: Any, indices: Sequence[int], batch: int, echo: bool
 ) -> tuple[list[Tensor], list[str]]:
@@ -125,7 +146,8 @@ def build_cache(
         token_mask=tb.mask,
         pooled=tb.pooled,
         null_id=0,
-        meta={"frames": frames, "height": height, "width": width, "seed": seed, "clips": clips},
+        meta={"frames": frames, "height": height, "width": width, "seed": seed, "clips": clips,
+              **vae_stamp(vae)},
     )
 
 
@@ -162,7 +184,8 @@ def build_bucket_caches(
             token_mask=tb.mask,
             pooled=tb.pooled,
             null_id=0,
-            meta={"frames": f, "height": h, "width": w, "seed": seed, "clips": len(captions)},
+            meta={"frames": f, "height": h, "width": w, "seed": seed, "clips": len(captions),
+                  **vae_stamp(vae)},
         )
         for (latents, captions), (f, h, w) in zip(encoded, buckets, strict=True)
     ]

@@ -182,6 +182,19 @@ def _check_caches(caches: Sequence[LatentCache], mc: DiTConfig, tc: TrainConfig)
                 check_latent_grid(1, h, w, mc.patch)
 
 
+def _check_same_latents(init: Path, init_vae: dict[str, Any] | None, vae: dict[str, Any] | None) -> None:
+    """A second stage must see the latent space the first learned: same scale and shift."""
+    if init_vae is None or vae is None:
+        return
+    old, new = init_vae["config"], vae["config"]
+    for key in ("scale", "shift"):
+        if abs(float(old[key]) - float(new[key])) > 1e-6:
+            raise UsageError(
+                f"--init {init} learned latents at VAE {key} {float(old[key]):.4f}; --vae has "
+                f"{float(new[key]):.4f}. Pass the VAE the first stage was trained with"
+            )
+
+
 def train(
     out: Path,
     cache: LatentCache | Sequence[LatentCache],
@@ -226,6 +239,7 @@ def train(
         if first["kind"] != "dit":
             raise UsageError(f"{init} is a {first['kind']} checkpoint, not a DiT one")
         loop.check_config(init, "DiT", first["config"], mc.identity())
+        _check_same_latents(init, first.get("vae"), vae_state)
         record["init"] = {"checkpoint": str(init), "step": int(first["step"])}
         if not resume:
             model.load_state_dict(first["model"])
