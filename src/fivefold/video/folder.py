@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fivefold._common.errors import FivefoldError
+from fivefold._common.files import atomic_path
 from fivefold.video.data import to_tensor
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -125,18 +126,11 @@ def media_info(path: Path) -> tuple[int, int, int]:
 
 def write_media(path: str | Path, video: np.ndarray, fps: int = 8) -> Path:
     """Write uint8 (T, H, W, 3) as .gif, .mp4 or (first frame) .png/.jpg, atomically."""
-    import os
-    import tempfile
-
     path = Path(path)
     suffix = path.suffix.lower()
     if video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"expected (T, H, W, 3) frames, got {video.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         if suffix in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
             from PIL import Image
 
@@ -157,9 +151,6 @@ def write_media(path: str | Path, video: np.ndarray, fps: int = 8) -> Path:
             _write_with_av(tmp, video, fps)
         else:
             raise FivefoldError(f"cannot write {path}: unknown format {suffix!r} (use .gif, .mp4 or .png)")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -13,8 +13,6 @@ defaults, i.e. ``train_judge(Path("src/fivefold/video/assets/judge.pt"))``.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fivefold._common.errors import FivefoldError
+from fivefold._common.files import atomic_path
 from fivefold.video.data import ALL_COMBOS, ATTRIBUTES, random_spec, render_clip, to_tensor
 
 HEADS: tuple[str, ...] = ("shape", "color", "direction")
@@ -282,14 +281,8 @@ def train_judge(
 
 def save_judge(judge: Judge, out: str | Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().clone() for k, v in judge.net.state_dict().items()}
     blob = {"config": asdict(judge.config), "state_dict": state, "meta": judge.meta}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-judge-", suffix=".pt", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".pt") as tmp:
         torch.save(blob, tmp)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return out

@@ -6,7 +6,6 @@ embedded once per distinct string. The cache is one ``.pt`` file, reusable acros
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from torch import Tensor
 
 from fivefold._common.errors import UsageError
+from fivefold._common.files import atomic_path
 from fivefold.video.text import TextBatch, TextEncoder
 from fivefold.video.vae import VideoVAE
 
@@ -39,10 +39,8 @@ class LatentCache:
         return TextBatch(self.tokens[ids].float(), self.token_mask[ids], self.pooled[ids])
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.__dict__, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(self.__dict__, tmp)
 
     @classmethod
     def load(cls, path: Path) -> LatentCache:
@@ -60,10 +58,9 @@ def bucket_name(bucket: Bucket) -> str:
 
 def save_buckets(path: Path, caches: Sequence[LatentCache], buckets: Sequence[Bucket]) -> None:
     """One file for all buckets' caches (they share the caption tables)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"buckets": [bucket_name(b) for b in buckets], "caches": [c.__dict__ for c in caches]}, tmp)
-    os.replace(tmp, path)
+    blob = {"buckets": [bucket_name(b) for b in buckets], "caches": [c.__dict__ for c in caches]}
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
 
 
 def load_buckets(path: Path, buckets: Sequence[Bucket]) -> list[LatentCache]:

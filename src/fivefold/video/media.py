@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 from torch import Tensor
 
 from fivefold._common.errors import UsageError
+from fivefold._common.files import atomic_path
 from fivefold.video.data import to_uint8
 
 
@@ -31,28 +31,26 @@ def save_video(path: Path, videos: Tensor, *, fps: int = 6, upscale: int = 1) ->
     video = tile(videos) if videos.dim() == 5 else videos
     frames = to_frames(video, upscale)
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{suffix}")
-    if suffix == ".gif":
-        from PIL import Image
-
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-    elif suffix == ".mp4":
-        import av
-
-        h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2  # yuv420p needs even sizes
-        with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            for f in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(f[:h, :w], format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-    else:
+    if suffix not in (".gif", ".mp4"):
         raise UsageError(f"{path}: clips are written as .gif or .mp4")
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=suffix) as tmp:
+        if suffix == ".gif":
+            from PIL import Image
+
+            images = [Image.fromarray(f) for f in frames]
+            images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        else:
+            import av
+
+            h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2  # yuv420p needs even sizes
+            with av.open(str(tmp), mode="w") as container:
+                stream = container.add_stream("libx264", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+                for f in frames:
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(f[:h, :w], format="rgb24")):
+                        container.mux(packet)
+                for packet in stream.encode():
+                    container.mux(packet)
     return path
 
 
@@ -74,8 +72,6 @@ def save_grid(path: Path, videos: Tensor, *, upscale: int = 1, pad: int = 1) -> 
     for r in rows:
         sheet[y : y + r.shape[0], : r.shape[1]] = r
         y += r.shape[0] + pad
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(sheet).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(sheet).save(tmp)
     return path

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from fivefold._common.errors import FivefoldError
+from fivefold._common.files import atomic_path
 
 TEXT_DIM = 384
 MAX_TOKENS = 24
@@ -98,6 +99,5 @@ class TextEncoder:
         if path is None:
             return
         data = self.cache if prompts is None else {p: self.cache[p] for p in prompts if p in self.cache}
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(data, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(data, tmp)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from fivefold._common.errors import FivefoldError, UsageError
+from fivefold._common.files import atomic_path
 from fivefold._common.progress import progress_bar
 
 
@@ -29,10 +29,8 @@ class NaNLossError(FivefoldError):
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -123,12 +121,10 @@ class CSVLog:
         if resume_step is not None and path.is_file():
             with path.open() as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) < resume_step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("w", newline="") as handle:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, path)
 
     def write(self, row: Mapping[str, float | int]) -> None:
         with self.path.open("a", newline="") as handle:
@@ -162,9 +158,8 @@ def plot_csv(csv_path: Path, png_path: Path, key: str = "loss") -> None:
         draw.text((4, h - pad - 10), f"{10**lo:.3g}", fill="black")
         draw.text((pad, h - pad + 6), str(s0), fill="black")
         draw.text((w - pad - 20, h - pad + 6), str(s1), fill="black")
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    img.save(tmp)
-    os.replace(tmp, png_path)
+    with atomic_path(png_path, suffix=".png") as tmp:
+        img.save(tmp)
 
 
 class Progress:
