@@ -14,11 +14,12 @@ when a crawl starts and ends, so a crash never leaves a torn or repeated row beh
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from fivefold._common.files import atomic_path
 
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
@@ -86,11 +87,9 @@ class ManifestWriter:
     def rewrite(self, rows: Iterable[str]) -> None:
         """Atomically replaces the file with ``rows`` (already-serialised JSON lines)."""
         self.close()
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with temp.open("w", encoding="utf-8") as handle:
+        with atomic_path(self.path) as temp, temp.open("w", encoding="utf-8") as handle:
             for line in rows:
                 handle.write(line + "\n")
-        os.replace(temp, self.path)
 
     def close(self) -> None:
         if self._handle is not None:

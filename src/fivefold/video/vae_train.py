@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from fivefold._common.errors import UsageError
+from fivefold._common.files import write_text_atomic
 from fivefold.video.trainloop import (
     CSVLog,
     NaNLossError,
@@ -177,9 +177,7 @@ def finalize_vae(out: Path, model: VideoVAE, tc: VAETrainConfig, eval_batches: i
         {"kind": "vae-final", "config": model.cfg.to_dict(), "model": model.state_dict()},
         out / "vae_final.pt",
     )
-    tmp = out / ".vae_eval.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out / "vae_eval.json")
+    write_text_atomic(out / "vae_eval.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
