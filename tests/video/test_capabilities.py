@@ -24,7 +24,8 @@ from fivefold.video.data import (
 )
 from fivefold.video.diffusion import DiffusionConfig
 from fivefold.video.dit import DiT, DiTConfig
-from fivefold.video.folder import read_media, write_media
+from fivefold.video.folder import read_media
+from fivefold.video.media import write_media
 from fivefold.video.sample import Pipeline
 from fivefold.video.text import TEXT_DIM, TextEncoder
 from fivefold.video.vae import VAEConfig, VideoVAE

@@ -10,7 +10,8 @@ import pytest
 
 from fivefold._common.errors import FivefoldError
 from fivefold.video.data import ClipSpec, MovingShapesDataset, render_clip
-from fivefold.video.folder import BucketBatchSampler, FolderDataset, collate, read_media, write_media
+from fivefold.video.folder import BucketBatchSampler, FolderDataset, collate, read_media
+from fivefold.video.media import write_media
 
 
 def test_buckets_batch_equal_shapes() -> None:

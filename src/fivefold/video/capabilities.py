@@ -30,7 +30,8 @@ from torch import Tensor
 
 from fivefold._common.errors import FivefoldError, UsageError
 from fivefold.video.data import to_tensor, to_uint8
-from fivefold.video.folder import read_media, resize_video, write_media
+from fivefold.video.folder import read_media, resize_video
+from fivefold.video.media import write_media
 
 FPS = 8
 

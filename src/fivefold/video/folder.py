@@ -21,7 +21,6 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fivefold._common.errors import FivefoldError
-from fivefold._common.files import atomic_path
 from fivefold.video.data import to_tensor
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -69,8 +68,8 @@ def _read_with_pillow(path: Path, max_frames: int | None) -> list[np.ndarray]:
 def _expand_held_frames(frames: list[np.ndarray], durations: list[float], comment: Any) -> list[np.ndarray]:
     """GIF writers merge identical consecutive frames into one longer frame; repeat them back.
 
-    The frame period comes from the ``fivefold fps=N`` comment :func:`write_media` leaves, else from the
-    shortest frame."""
+    The frame period comes from the ``fivefold fps=N`` comment that
+    :func:`fivefold.video.media.write_media` leaves, else from the shortest frame."""
     text = comment.decode("ascii", "replace") if isinstance(comment, bytes) else str(comment)
     period = 0.0
     if text.startswith("fivefold fps="):
@@ -122,54 +121,6 @@ def media_info(path: Path) -> tuple[int, int, int]:
         if count == 0:  # containers that do not store the count: decode to find it
             count = sum(1 for _ in container.decode(video=0))
         return (count, int(stream.codec_context.height), int(stream.codec_context.width))
-
-
-def write_media(path: str | Path, video: np.ndarray, fps: int = 8) -> Path:
-    """Write uint8 (T, H, W, 3) as .gif, .mp4 or (first frame) .png/.jpg, atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if video.ndim != 4 or video.shape[-1] != 3:
-        raise ValueError(f"expected (T, H, W, 3) frames, got {video.shape}")
-    with atomic_path(path, suffix=suffix) as tmp:
-        if suffix in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
-            from PIL import Image
-
-            Image.fromarray(video[0]).save(tmp)
-        elif suffix == ".gif":
-            from PIL import Image
-
-            images = [Image.fromarray(frame) for frame in video]
-            images[0].save(
-                tmp,
-                save_all=True,
-                append_images=images[1:],
-                duration=int(1000 / fps),
-                loop=0,
-                comment=f"fivefold fps={fps}".encode(),
-            )
-        elif suffix in (".mp4", ".webm", ".mov", ".mkv"):
-            _write_with_av(tmp, video, fps)
-        else:
-            raise FivefoldError(f"cannot write {path}: unknown format {suffix!r} (use .gif, .mp4 or .png)")
-    return path
-
-
-def _write_with_av(path: Path, video: np.ndarray, fps: int) -> None:
-    import av
-
-    # H.264 in yuv420p needs even sizes; pad by repeating the last row/column.
-    _, h, w, _ = video.shape
-    frames = np.pad(video, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264" if path.suffix.lower() != ".webm" else "libvpx-vp9", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def resize_video(video: torch.Tensor, height: int, width: int, crop: bool = True) -> torch.Tensor:

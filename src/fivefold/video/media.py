@@ -1,4 +1,4 @@
-"""Writing clips: GIF (Pillow), MP4 (PyAV), and PNG grids (one row per clip, frames left to right)."""
+"""Writing clips: GIF (Pillow), MP4 (PyAV), PNG stills and grids (one row per clip, frames left to right)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fivefold._common.errors import UsageError
+from fivefold._common.errors import FivefoldError, UsageError
 from fivefold._common.files import atomic_path
 from fivefold.video.data import to_uint8
 
@@ -28,30 +28,58 @@ def tile(videos: Tensor) -> Tensor:
 
 def save_video(path: Path, videos: Tensor, *, fps: int = 6, upscale: int = 1) -> Path:
     """One clip (3,T,H,W) or a batch shown side by side; .gif or .mp4, written atomically."""
-    video = tile(videos) if videos.dim() == 5 else videos
-    frames = to_frames(video, upscale)
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
+    if path.suffix.lower() not in (".gif", ".mp4"):
         raise UsageError(f"{path}: clips are written as .gif or .mp4")
+    video = tile(videos) if videos.dim() == 5 else videos
+    return write_media(path, to_frames(video, upscale), fps=fps)
+
+
+def write_media(path: str | Path, video: np.ndarray, fps: int = 8) -> Path:
+    """Write uint8 (T, H, W, 3) as .gif, .mp4 or (first frame) .png/.jpg, atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"expected (T, H, W, 3) frames, got {video.shape}")
     with atomic_path(path, suffix=suffix) as tmp:
-        if suffix == ".gif":
+        if suffix in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
             from PIL import Image
 
-            images = [Image.fromarray(f) for f in frames]
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-        else:
-            import av
+            Image.fromarray(video[0]).save(tmp)
+        elif suffix == ".gif":
+            from PIL import Image
 
-            h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2  # yuv420p needs even sizes
-            with av.open(str(tmp), mode="w") as container:
-                stream = container.add_stream("libx264", rate=fps)
-                stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-                for f in frames:
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(f[:h, :w], format="rgb24")):
-                        container.mux(packet)
-                for packet in stream.encode():
-                    container.mux(packet)
+            images = [Image.fromarray(frame) for frame in video]
+            images[0].save(
+                tmp,
+                save_all=True,
+                append_images=images[1:],
+                duration=int(1000 / fps),
+                loop=0,
+                comment=f"fivefold fps={fps}".encode(),
+            )
+        elif suffix in (".mp4", ".webm", ".mov", ".mkv"):
+            _write_with_av(tmp, video, fps)
+        else:
+            raise FivefoldError(f"cannot write {path}: unknown format {suffix!r} (use .gif, .mp4 or .png)")
     return path
+
+
+def _write_with_av(path: Path, video: np.ndarray, fps: int) -> None:
+    import av
+
+    # H.264 in yuv420p needs even sizes; pad by repeating the last row/column.
+    _, h, w, _ = video.shape
+    frames = np.pad(video, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264" if path.suffix.lower() != ".webm" else "libvpx-vp9", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def save_grid(path: Path, videos: Tensor, *, upscale: int = 1, pad: int = 1) -> Path:
