@@ -406,11 +406,12 @@ def main() -> None:
         ratio = losses["direction swapped"] / losses["true"]
         print(f"t={t:.1f}: {parts} (direction swapped / true: {ratio:.2f}x)")
 
-    print("\n== shipped model: judge accuracy on generated clips (25 steps in all, CFG 4) ==")
+    shift = pipe.sample_shift
+    print(f"\n== shipped model: judge accuracy of generated clips (25 steps, CFG 4, shift {shift:g}) ==")
     print("factorized: image first, then the clip from it (the packed default); joint: all frames at once")
     for held_out in (True, False):
         for factorized in (True, False):
-            acc = judge_accuracy(pipe, 1 if args.quick else 8, 25, factorized=factorized, held_out=held_out)
+            acc = judge_accuracy(pipe, 1 if args.quick else 16, 25, factorized=factorized, held_out=held_out)
             if acc is None:
                 break
             which, how = "unseen" if held_out else "seen", "factorized" if factorized else "joint"

@@ -7,7 +7,8 @@ Every number is measured with the judge (trained only on real synthetic clips) a
 animate (frame-0 PSNR, direction read by the judge), extend and loop (seam ratio: |change| at the seam
 over the median change inside the clip; shape and colour kept), long (1x/2x/4x the trained length),
 edit (PSNR to the source and accuracy for the new prompt against strength; table and PNG plot),
-connect (PSNR of the ends against A's end and B's start; smoothness inside), and unseen size/length.
+connect (PSNR of the ends against A's end and B's start, the seams at both joins, smoothness inside), and
+unseen size/length.
 """
 
 from __future__ import annotations
@@ -291,8 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     end = psnr_each(bridge[:, :, -1:], clip_b[:, :, geo.tail_context - 1 : geo.tail_context])
     steps_mid = (bridge[:, :, 1:] - bridge[:, :, :-1]).abs().mean(dim=(1, 3, 4))
     smooth = float((steps_mid.max(dim=1).values / steps_mid.median(dim=1).values.clamp_min(1e-6)).mean())
+    # connect returns A's and B's own frames at its ends, so these are exact (psnr caps at 100 dB);
+    # what is generated is judged at the two joins, as extend's seam.
+    join_a = seam_ratio(bridge, geo.head_context)
+    join_b = seam_ratio(bridge, frames - geo.tail_context)
     rows.append(row("connect: first frame vs A", f"{start:.1f} dB", ">= 25 dB", start >= 25))
     rows.append(row("connect: last frame vs B", f"{end:.1f} dB", ">= 25 dB", end >= 25))
+    joins = max(join_a, join_b)
+    pair = f"{join_a:.2f}, {join_b:.2f}"
+    rows.append(row("connect: seam ratio (A join, B join)", pair, "<= 1.5", joins <= 1.5))
     rows.append(row("connect: max/median frame change", f"{smooth:.2f}", "smooth (report)", None))
 
     # unseen size and length, text-to-video.

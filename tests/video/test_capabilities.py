@@ -141,6 +141,10 @@ def test_connect_starts_with_a_and_ends_with_b(pipe: Pipeline) -> None:
     a, b = clip(9), clip(9, direction="left")
     bridge = cap.connect(pipe, a, b, frames=17, prompt="a red square", steps=STEPS)
     assert bridge.shape == (1, 3, 17, 16, 16)
+    geo = cap.geometry(pipe)
+    head, tail = geo.head_context, geo.tail_context
+    assert torch.equal(bridge[:, :, :head], a[:, :, -head:])
+    assert torch.equal(bridge[:, :, -tail:], b[:, :, :tail])
     with pytest.raises(UsageError, match="below the conditioning length"):
         cap.connect(pipe, a, b, frames=9)
     with pytest.raises(UsageError, match="1 \\+ 4\\*k"):

@@ -10,6 +10,10 @@ frame is one pixel frame and each later one is t frames, so forward context is 1
 of a window it is t*m frames. Half of the window's latent frames are context, so consecutive windows
 overlap by half: the model sees the motion it has to continue, not one still frame.
 
+Joins. The given frames are returned as they were (connect, too, starts with A's own last frames and
+ends with B's own first ones); the decoder's error at each join is carried into the generated frames
+next to it (:mod:`fivefold.video.seams`), so a join is no more visible than the motion.
+
 Sizes. Requested sizes (``--size``, ``--frames``) must be ones the model can take; otherwise a
 :class:`UsageError` names the nearest valid ones. Input media of another size are resized (scaled to cover
 and centre-cropped) to the nearest valid size with a warning, because a user's clip rarely has
@@ -32,6 +36,7 @@ from fivefold._common.errors import FivefoldError, UsageError
 from fivefold.video.data import to_tensor, to_uint8
 from fivefold.video.folder import read_media, resize_video
 from fivefold.video.media import write_media
+from fivefold.video.seams import carry_in
 
 FPS = 8
 
@@ -314,11 +319,12 @@ def extend(
         chosen["seed"] = round_seed
         if backward:
             window = _window_backward(pipe, current[:, :, :need], prompts, chosen, geo.window)
-            new = window[:, :, : geo.window - need]
+            cut = geo.window - need
+            new = carry_in(window[:, :, :cut], current[:, :, 0], window[:, :, cut], geo.temporal, at_end=True)
             current = torch.cat([new, current], dim=2)
         else:
             window = _window_forward(pipe, current[:, :, -need:], prompts, chosen, geo.window)
-            new = window[:, :, need:]
+            new = carry_in(window[:, :, need:], current[:, :, -1], window[:, :, need - 1], geo.temporal)
             current = torch.cat([current, new], dim=2)
         added += new.shape[2]
         round_seed += 1
@@ -342,7 +348,17 @@ def _loop(
     new = geo.temporal * max(1, math.ceil(new / geo.temporal))
     length = head + new + tail
     window = _window_between(pipe, clip[:, :, -head:], clip[:, :, :tail], prompts, sampling, length)
-    return torch.cat([clip, window[:, :, head : head + new]], dim=2)
+    return torch.cat([clip, _joined_middle(window, clip[:, :, -1], clip[:, :, 0], head, tail, geo)], dim=2)
+
+
+def _joined_middle(
+    window: Tensor, before: Tensor, after: Tensor, head: int, tail: int, geo: Geometry
+) -> Tensor:
+    """The generated frames of a window between two given ones, carrying the decoder's error at
+    both joins (see :mod:`fivefold.video.seams`)."""
+    end = window.shape[2] - tail
+    middle = carry_in(window[:, :, head:end], before, window[:, :, head - 1], geo.temporal)
+    return carry_in(middle, after, window[:, :, end], geo.temporal, at_end=True)
 
 
 def long(
@@ -434,7 +450,10 @@ def connect(
     for name, clip, need in (("A", a, head), ("B", b, tail)):
         if clip.shape[2] < need:
             raise UsageError(f"video {name} has {clip.shape[2]} frames; connect needs at least {need}")
-    return _window_between(pipe, a[:, :, -head:], b[:, :, :tail], prompts, _sampling(**sampling), frames)
+    window = _window_between(pipe, a[:, :, -head:], b[:, :, :tail], prompts, _sampling(**sampling), frames)
+    # A's and B's own frames at the ends, as extend keeps the input's: the transition is what is new.
+    middle = _joined_middle(window, a[:, :, -1], b[:, :, 0], head, tail, geo)
+    return torch.cat([a[:, :, -head:], middle, b[:, :, :tail]], dim=2)
 
 
 # ---------------------------------------------------------------- files

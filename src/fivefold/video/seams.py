@@ -1,0 +1,31 @@
+"""Seamless joins between given frames and generated ones.
+
+Generated frames come out of the VAE's decoder; the given frames next to them are the user's own
+pixels. Even a perfect DiT would leave a step at the join: the decoder's error (a slight blur and
+tint, about 28 dB here). The decoded window also holds the decoder's version of the given frame
+at the join, so that error is known exactly there: it is carried into the first generated frames,
+fading out over one latent frame, so the join shows only the motion.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def fade_weights(frames: int, fade: int) -> Tensor:
+    """(frames,) weights 1 - (j+1)/(fade+1) for the first ``fade`` frames, 0 after."""
+    j = torch.arange(frames, dtype=torch.float32)
+    return (1.0 - (j + 1.0) / (fade + 1.0)).clamp(min=0.0)
+
+
+def carry_in(generated: Tensor, given: Tensor, decoded: Tensor, fade: int, *, at_end: bool = False) -> Tensor:
+    """``generated`` (B,3,T,H,W) joined to the given frame ``given`` (B,3,H,W) whose decoder
+    rendering is ``decoded``; the error ``given - decoded`` is added to the generated frames
+    nearest the join (the first ones, or the last with ``at_end``), fading out over ``fade``."""
+    weights = fade_weights(generated.shape[2], fade)
+    if at_end:
+        weights = weights.flip(0)
+    residual = (given - decoded)[:, :, None]
+    out = generated + residual * weights.view(1, 1, -1, 1, 1)
+    return out.clamp(-1.0, 1.0)
