@@ -422,9 +422,11 @@ def main() -> None:
             )
     vae_eval = pipe.config.get("vae_eval")
     if vae_eval:
+        v = pipe.vae.cfg
+        factors = f"{v.temporal_factor}x{v.spatial_factor}x{v.spatial_factor}"
         print(
-            f"\nVAE (4x4x4, 8 latent channels) held-out PSNR {vae_eval['psnr_db']:.2f} dB, "
-            f"SSIM {vae_eval['ssim']:.3f}"
+            f"\nVAE ({factors}, {v.latent_channels} latent channels) held-out PSNR "
+            f"{vae_eval['psnr_db']:.2f} dB, SSIM {vae_eval['ssim']:.3f}"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS: {peak:.0f} MB")
