@@ -14,9 +14,10 @@ from torch import Tensor
 
 
 def fade_weights(frames: int, fade: int) -> Tensor:
-    """(frames,) weights 1 - (j+1)/(fade+1) for the first ``fade`` frames, 0 after."""
+    """(frames,) weights 1 - j/fade: the frame at the join gets the whole error (so the step there
+    is the decoder's own step between the two frames), none from the ``fade``-th frame on."""
     j = torch.arange(frames, dtype=torch.float32)
-    return (1.0 - (j + 1.0) / (fade + 1.0)).clamp(min=0.0)
+    return (1.0 - j / fade).clamp(min=0.0)
 
 
 def carry_in(generated: Tensor, given: Tensor, decoded: Tensor, fade: int, *, at_end: bool = False) -> Tensor:
