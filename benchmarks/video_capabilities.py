@@ -125,13 +125,15 @@ def plot_curve(
 
 
 def trained_sizes(pipe: Pipeline, geo: cap.Geometry) -> set[tuple[int, int, int]]:
-    """(frames, height, width) in pixels of every size the model trained on: its buckets when it
-    was trained with ``--buckets``, else the one window."""
-    buckets = (pipe.config.get("train_config") or {}).get("buckets")
-    if not buckets:
-        return {(geo.window, geo.height, geo.width)}
+    """(frames, height, width) in pixels of every size the model trained on, over all its stages
+    (``train --init``): the window, and the buckets of any stage trained with ``--buckets``."""
+    stages = [*(pipe.config.get("lineage") or []), pipe.config.get("train_config") or {}]
     spatial = int(pipe.vae.cfg.spatial_factor)
-    return {(1 + (t - 1) * geo.temporal, h * spatial, w * spatial) for t, h, w in buckets}
+    sizes = {(geo.window, geo.height, geo.width)}
+    for stage in stages:
+        for t, h, w in stage.get("buckets") or []:
+            sizes.add((1 + (t - 1) * geo.temporal, h * spatial, w * spatial))
+    return sizes
 
 
 def unseen_settings(pipe: Pipeline, geo: cap.Geometry) -> tuple[tuple[int, int, int], tuple[int, int, int]]:

@@ -52,3 +52,30 @@ def test_init_refuses_another_latent_scale(tmp_path: Path) -> None:
     same = train(tmp_path / "three", cache, TINY_DIT, TC, init=tmp_path / "one" / "dit.pt", vae_state=vae,
                  stop_after=1)
     assert len(same["losses"]) == 1
+
+
+def test_stages_record_their_lineage_and_pack_finds_it_for_older_runs(tmp_path: Path) -> None:
+    from fivefold.video.pack import earlier_stages
+
+    cache = fake_cache()
+    vae = {"config": {"scale": 1.0, "shift": 0.0}, "model": {}}
+    train(tmp_path / "one", cache, TINY_DIT, TC, stop_after=1, vae_state=vae)
+    for seed, name, before in ((2, "two", "one"), (3, "three", "two")):
+        stage = dataclasses.replace(TC, seed=seed)
+        init = tmp_path / before / "dit.pt"
+        train(tmp_path / name, cache, TINY_DIT, stage, init=init, stop_after=1, vae_state=vae)
+    last = tmp_path / "three" / "dit.pt"
+    recorded = load_checkpoint(last)["train_config"]
+    assert [stage["seed"] for stage in recorded["lineage"]] == [0, 2]
+    assert earlier_stages(last, recorded) == recorded["lineage"]
+    # A checkpoint from before lineage was recorded: found by following the init paths on disk,
+    # here recorded relative to the folder that holds the run folders.
+    for name in ("two", "three"):
+        path = tmp_path / name / "dit.pt"
+        old = load_checkpoint(path)
+        del old["train_config"]["lineage"]
+        init = old["train_config"]["init"]
+        init["checkpoint"] = str(Path(init["checkpoint"]).relative_to(tmp_path))
+        torch.save(old, path)
+    legacy = load_checkpoint(last)["train_config"]
+    assert [stage["seed"] for stage in earlier_stages(last, legacy)] == [0, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,7 +45,12 @@ def pack(
         "dit": {k: v.half() if v.dtype.is_floating_point else v for k, v in state["ema"].items()},
         "vae": vae_blob,
         "null_prompt": state.get("null_prompt", ""),
-        "meta": {"trained_steps": state["step"], "train_config": state["train_config"], **(meta or {})},
+        "meta": {
+            "trained_steps": state["step"],
+            "train_config": state["train_config"],
+            "lineage": earlier_stages(checkpoint, state["train_config"]),
+            **(meta or {}),
+        },
     }
     if text_cache is not None:
         cache = torch.load(text_cache, map_location="cpu", weights_only=True)
@@ -54,3 +60,27 @@ def pack(
         blob["text_cache"] = cache
     atomic_save(blob, out)
     return out.stat().st_size
+
+
+def earlier_stages(checkpoint: Path, train_config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run configs of the stages before this one (``train --init``), oldest first. Recorded in
+    the checkpoint since session 4; for an older one, found by following each stage's ``init``
+    path (as recorded, else relative to the folder holding the run folder) as far as the files
+    are there."""
+    if "lineage" in train_config:
+        return list(train_config["lineage"])
+    earlier: list[dict[str, Any]] = []
+    current, config, visited = checkpoint, train_config, set()
+    while isinstance(config.get("init"), dict):
+        named = Path(config["init"]["checkpoint"])
+        found = next((p for p in (named, current.parent.parent / named) if p.is_file()), None)
+        if found is None or found.resolve() in visited:
+            break
+        visited.add(found.resolve())
+        config = load_checkpoint(found)["train_config"]
+        earlier.insert(0, {k: v for k, v in config.items() if k != "lineage"})
+        if "lineage" in config:
+            earlier[:0] = config["lineage"]
+            break
+        current = found
+    return earlier

@@ -241,6 +241,10 @@ def train(
         loop.check_config(init, "DiT", first["config"], mc.identity())
         _check_same_latents(init, first.get("vae"), vae_state)
         record["init"] = {"checkpoint": str(init), "step": int(first["step"])}
+        earlier = first["train_config"]
+        # every earlier stage's run config, oldest first, so a packed model knows all it trained on
+        own = {k: v for k, v in earlier.items() if k != "lineage"}
+        record["lineage"] = [*earlier.get("lineage", []), own]
         if not resume:
             model.load_state_dict(first["model"])
             ema.load_state_dict(first["ema"])
@@ -250,7 +254,7 @@ def train(
             raise UsageError(f"{ckpt_path} is a {state['kind']} checkpoint, not a DiT one")
         loop.check_config(ckpt_path, "DiT", state["config"], mc.identity())
         loop.check_config(ckpt_path, "diffusion", state["diffusion"], dataclasses.asdict(dc))
-        skip = ("ckpt_every", "log_every")
+        skip = ("ckpt_every", "log_every", "lineage")  # lineage follows from init, compared already
         saved_tc = {k: v for k, v in state["train_config"].items() if k not in skip}
         wanted_tc = {k: v for k, v in record.items() if k not in skip}
         loop.check_config(ckpt_path, "training run", saved_tc, wanted_tc)
