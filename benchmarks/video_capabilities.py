@@ -42,6 +42,7 @@ from fivefold.video.data import (
 )
 from fivefold.video.evaluate import attribute_accuracy, psnr, seam_ratio, temporal_consistency
 from fivefold.video.judge import HEADS, Judge, load_judge
+from fivefold.video.media import side_by_side
 from fivefold.video.sample import Pipeline
 from fivefold.video.seams import carry_in
 
@@ -331,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
 
-    cap.write_video(args.out / "animate.gif", cap.side_by_side(source[0], animated[0]))
+    cap.write_video(args.out / "animate.gif", side_by_side(source[0], animated[0]))
     cap.write_video(args.out / "loop.gif", looped)
     print("\nproof table")
     print_table(rows, ["measurement", "measured", "target", "met"])

@@ -22,6 +22,7 @@ from fivefold.video.data import (
     render_clip,
     to_tensor,
 )
+from fivefold.video.demo import capabilities_demo
 from fivefold.video.diffusion import DiffusionConfig
 from fivefold.video.dit import DiT, DiTConfig
 from fivefold.video.folder import read_media
@@ -228,7 +229,7 @@ def test_read_video_errors(tmp_path: Path) -> None:
 
 
 def test_capabilities_demo_writes_every_file(pipe: Pipeline, tmp_path: Path) -> None:
-    result = cap.capabilities_demo(tmp_path, pipe=pipe, steps=1)
+    result = capabilities_demo(tmp_path, pipe=pipe, steps=1)
     assert set(result) == {f"capabilities {k}" for k in ("image", "animate", "extend", "side-by-side")}
     for path in result.values():
         assert Path(path).is_file()

@@ -26,6 +26,22 @@ def tile(videos: Tensor) -> Tensor:
     return torch.cat(list(videos), dim=-1)
 
 
+def side_by_side(*clips: Tensor, gap: int = 2) -> Tensor:
+    """Clips (3,T,H,W) next to each other; shorter ones hold their last frame."""
+    length = max(c.shape[1] for c in clips)
+    height = max(c.shape[2] for c in clips)
+    parts: list[Tensor] = []
+    for i, clip in enumerate(clips):
+        pad_t = length - clip.shape[1]
+        clip = torch.cat([clip, clip[:, -1:].expand(-1, pad_t, -1, -1)], dim=1) if pad_t else clip
+        if clip.shape[2] < height:
+            clip = torch.nn.functional.pad(clip, (0, 0, 0, height - clip.shape[2]), value=1.0)
+        parts.append(clip)
+        if i < len(clips) - 1:
+            parts.append(torch.ones(3, length, height, gap))
+    return torch.cat(parts, dim=3)
+
+
 def save_video(path: Path, videos: Tensor, *, fps: int = 6, upscale: int = 1) -> Path:
     """One clip (3,T,H,W) or a batch shown side by side; .gif or .mp4, written atomically."""
     if path.suffix.lower() not in (".gif", ".mp4"):
