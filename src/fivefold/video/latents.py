@@ -6,7 +6,7 @@ embedded once per distinct string. The cache is one ``.pt`` file, reusable acros
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +78,20 @@ def load_buckets(path: Path, buckets: Sequence[Bucket]) -> list[LatentCache]:
     return [LatentCache(**fields) for fields in data["caches"]]
 
 
+def latent_space(vae_config: Mapping[str, Any]) -> dict[str, float]:
+    """What fixes the latent space, given the encoder: the VAE's scale and shift (a decoder-only
+    fine-tune keeps the encoder but may finalise with other values). Caches record it."""
+    return {"vae_scale": float(vae_config["scale"]), "vae_shift": float(vae_config["shift"])}
+
+
+def latent_space_differences(want: Mapping[str, float], have: Mapping[str, Any]) -> list[str]:
+    """The keys of the :func:`latent_space` record ``want`` on which ``have`` (another record, or
+    a cache's meta) holds a different value; keys ``have`` lacks are not compared."""
+    return [k for k in want if k in have and abs(float(have[k]) - want[k]) > 1e-6]
+
+
 def vae_stamp(vae: VideoVAE) -> dict[str, float]:
-    """What fixes the latent space a cache holds, given the encoder: its scale and shift (a
-    decoder-only fine-tune keeps the encoder but may finalise with other values)."""
-    return {"vae_scale": float(vae.cfg.scale), "vae_shift": float(vae.cfg.shift)}
+    return latent_space(vae.cfg.to_dict())
 
 
 def check_cache_vae(path: Path, caches: Sequence[LatentCache], vae: VideoVAE) -> None:
@@ -90,11 +100,10 @@ def check_cache_vae(path: Path, caches: Sequence[LatentCache], vae: VideoVAE) ->
     from before the stamp carry none and pass."""
     want = vae_stamp(vae)
     for cache in caches:
-        have = {k: cache.meta[k] for k in want if k in cache.meta}
-        if have and any(abs(have[k] - want[k]) > 1e-6 for k in have):
+        if latent_space_differences(want, cache.meta):
             raise UsageError(
-                f"latent cache {path} was encoded at latent scale {have['vae_scale']:.4f} shift "
-                f"{have['vae_shift']:.4f}; --vae has {want['vae_scale']:.4f}/{want['vae_shift']:.4f}. "
+                f"latent cache {path} was encoded at latent scale {cache.meta['vae_scale']:.4f} shift "
+                f"{cache.meta['vae_shift']:.4f}; --vae has {want['vae_scale']:.4f}/{want['vae_shift']:.4f}. "
                 "Pass the VAE the cache was built with (a fine-tuned decoder goes in at pack --vae)"
             )
 

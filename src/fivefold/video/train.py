@@ -30,7 +30,7 @@ from fivefold._common.errors import UsageError
 from fivefold.video import trainloop as loop
 from fivefold.video.diffusion import DiffusionConfig, training_pair
 from fivefold.video.dit import DiT, DiTConfig
-from fivefold.video.latents import LatentCache
+from fivefold.video.latents import LatentCache, latent_space, latent_space_differences
 from fivefold.video.patches import check_latent_grid
 
 MaskMode = Literal["none", "first", "last", "first_last", "span"]
@@ -186,13 +186,14 @@ def _check_same_latents(init: Path, init_vae: dict[str, Any] | None, vae: dict[s
     """A second stage must see the latent space the first learned: same scale and shift."""
     if init_vae is None or vae is None:
         return
-    old, new = init_vae["config"], vae["config"]
-    for key in ("scale", "shift"):
-        if abs(float(old[key]) - float(new[key])) > 1e-6:
-            raise UsageError(
-                f"--init {init} learned latents at VAE {key} {float(old[key]):.4f}; --vae has "
-                f"{float(new[key]):.4f}. Pass the VAE the first stage was trained with"
-            )
+    old, new = latent_space(init_vae["config"]), latent_space(vae["config"])
+    differ = latent_space_differences(old, new)
+    if differ:
+        key = differ[0]
+        raise UsageError(
+            f"--init {init} learned latents at VAE {key.removeprefix('vae_')} {old[key]:.4f}; --vae has "
+            f"{new[key]:.4f}. Pass the VAE the first stage was trained with"
+        )
 
 
 def train(
