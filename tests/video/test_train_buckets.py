@@ -112,3 +112,12 @@ def test_cli_builds_one_cache_per_bucket_and_trains(
         main([*again, "--out", str(tmp_path / "other")])
     assert exit_info.value.code == 2
     assert "was encoded at latent scale" in capsys.readouterr().err
+    # a deeper second stage from the command line
+    deeper = [*common, "--buckets", "5x16x16,5x16x24,1x16x16"]
+    deeper += ["--cache", str(tmp_path / "run" / "latents.pt")]
+    deeper += ["--out", str(tmp_path / "deeper"), "--init", str(tmp_path / "run" / "dit.pt"), "--depth", "3"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*deeper, "--deepen"])
+    assert exit_info.value.code in (0, None), capsys.readouterr()
+    grown = load_checkpoint(tmp_path / "deeper" / "dit.pt")
+    assert grown["config"]["depth"] == 3 and grown["train_config"]["init"]["depth"] == 1

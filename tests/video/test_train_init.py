@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from fivefold._common.errors import UsageError
+from fivefold.video.dit import DiT
 from fivefold.video.train import TrainConfig, train
 from fivefold.video.trainloop import load_checkpoint
 
@@ -40,6 +42,39 @@ def test_init_refuses_another_config(tmp_path: Path) -> None:
     bigger = dataclasses.replace(TINY_DIT, hidden=48)
     with pytest.raises(UsageError, match=r"hidden=32 \(asked 48\)"):
         train(tmp_path / "two", fake_cache(), bigger, TC, init=tmp_path / "one" / "dit.pt")
+
+
+def test_deepen_starts_as_the_same_function_and_then_trains(tmp_path: Path) -> None:
+    cache = fake_cache()
+    train(tmp_path / "one", cache, TINY_DIT, TC)
+    stage1 = load_checkpoint(tmp_path / "one" / "dit.pt")
+    deeper = dataclasses.replace(TINY_DIT, depth=5)
+    with pytest.raises(UsageError, match=r"depth=2 \(asked 5\)"):
+        train(tmp_path / "refused", cache, deeper, TC, init=tmp_path / "one" / "dit.pt")
+    frozen = dataclasses.replace(TC, lr=0.0)
+    one = tmp_path / "one" / "dit.pt"
+    train(tmp_path / "grown", cache, deeper, frozen, init=one, deepen_init=True, stop_after=1)
+    grown = load_checkpoint(tmp_path / "grown" / "dit.pt")
+    assert grown["train_config"]["init"]["depth"] == 2
+    assert grown["config"]["depth"] == 5
+    # the old blocks sit at 0 and 2 (of 0-4), in order; the others are new
+    qkv = "blocks.{}.attn.qkv.weight"
+    assert torch.equal(grown["model"][qkv.format(2)], stage1["model"][qkv.format(1)])
+    assert not torch.equal(grown["model"][qkv.format(1)], stage1["model"][qkv.format(0)])
+    small, big = DiT(TINY_DIT).eval(), DiT(deeper).eval()
+    small.load_state_dict(stage1["model"])
+    big.load_state_dict(grown["model"])
+    x, t = torch.randn(2, 4, 3, 4, 4), torch.rand(2)
+    y, y_mask, pooled = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 384)
+    known = torch.zeros(2, 3, dtype=torch.bool)
+    known[:, 0] = True
+    with torch.no_grad():
+        before = small(x, t, y, y_mask=y_mask, y_pooled=pooled, known=x, known_mask=known)
+        after = big(x, t, y, y_mask=y_mask, y_pooled=pooled, known=x, known_mask=known)
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-6)
+    moved = train(tmp_path / "trained", cache, deeper, TC, init=one, deepen_init=True)
+    new_gate = load_checkpoint(tmp_path / "trained" / "dit.pt")["model"]["blocks.1.adaLN_modulation.1.weight"]
+    assert new_gate.abs().sum() > 0 and all(math.isfinite(v) for v in moved["losses"])
 
 
 def test_init_refuses_another_latent_scale(tmp_path: Path) -> None:

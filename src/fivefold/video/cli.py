@@ -173,6 +173,11 @@ def parse_buckets(value: str) -> list[tuple[int, int, int]]:
     "--init", "init_path", type=click.Path(path_type=Path), default=None, help="A DiT run to start from."
 )
 @click.option(
+    "--deepen",
+    is_flag=True,
+    help="With --init: --depth may exceed the init's; new blocks start as the identity.",
+)
+@click.option(
     "--mask-prob", type=float, default=0.5, show_default=True, help="Share of examples with known frames."
 )
 @click.option(
@@ -240,6 +245,7 @@ def train_cmd(**opts: Any) -> None:
         stop_after=opts["stop_after"],
         echo_every=25,
         init=opts["init_path"],
+        deepen_init=opts["deepen"],
     )
     if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
         click.echo(

@@ -418,3 +418,25 @@ def count_params(cfg: DiTConfig) -> int:
     with torch.device("meta"):
         model = DiT(cfg)
     return sum(p.numel() for p in model.parameters())
+
+
+def deepen(state: dict[str, Tensor], old_depth: int, model: DiT) -> dict[str, Tensor]:
+    """A state dict for ``model`` made from a shallower model's: the old blocks spread evenly over
+    the new depth, in order, and the blocks between keep ``model``'s own adaLN-Zero initialisation,
+    which makes each the identity. The deeper model therefore starts computing exactly what the
+    shallower one did, and training goes on with more capacity instead of from scratch."""
+    new_depth = model.cfg.depth
+    if model.cfg.attention != "full":
+        raise UsageError("only full-attention models can be deepened (split attention alternates by depth)")
+    if not 0 < old_depth <= new_depth:
+        raise UsageError(f"cannot deepen a depth-{old_depth} model to depth {new_depth}")
+    slots = {round(i * new_depth / old_depth): i for i in range(old_depth)}
+    grown: dict[str, Tensor] = {}
+    for key, fresh in model.state_dict().items():
+        if not key.startswith("blocks."):
+            grown[key] = state[key]
+            continue
+        _, index, rest = key.split(".", 2)
+        old = slots.get(int(index))
+        grown[key] = fresh.detach().clone() if old is None else state[f"blocks.{old}.{rest}"]
+    return grown

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from fivefold._common.errors import UsageError
 from fivefold.video import trainloop as loop
 from fivefold.video.diffusion import DiffusionConfig, training_pair
-from fivefold.video.dit import DiT, DiTConfig
+from fivefold.video.dit import DiT, DiTConfig, deepen
 from fivefold.video.latents import LatentCache, latent_space, latent_space_differences
 from fivefold.video.patches import check_latent_grid
 
@@ -208,12 +208,14 @@ def train(
     stop_after: int | None = None,
     echo_every: int = 0,
     init: Path | None = None,
+    deepen_init: bool = False,
 ) -> dict[str, Any]:
     """Train; returns a summary. ``cache``: one latent cache, or a sequence of caches of different
     sizes (buckets; each step draws its batch from one). ``stop_after``: leave after that many
     steps of this run (the schedule still spans ``tc.steps``), as an interrupted run would.
     ``init``: start from the weights (and EMA) of another DiT run's checkpoint of the same config,
-    with a fresh optimiser and schedule (a second stage)."""
+    with a fresh optimiser and schedule (a second stage). ``deepen_init``: ``init`` may be shallower
+    than ``mc``; its blocks are spread over the new depth (see :func:`deepen`)."""
     dc = dc or DiffusionConfig()
     bucketed = not isinstance(cache, LatentCache)
     caches = [cache] if isinstance(cache, LatentCache) else list(cache)  # (narrows the type)
@@ -239,16 +241,25 @@ def train(
         first = loop.load_checkpoint(init)
         if first["kind"] != "dit":
             raise UsageError(f"{init} is a {first['kind']} checkpoint, not a DiT one")
-        loop.check_config(init, "DiT", first["config"], mc.identity())
+        saved = dict(first["config"])
+        old_depth = int(saved["depth"])
+        if deepen_init:
+            saved["depth"] = mc.depth  # every other field must still match
+        loop.check_config(init, "DiT", saved, mc.identity())
         _check_same_latents(init, first.get("vae"), vae_state)
         record["init"] = {"checkpoint": str(init), "step": int(first["step"])}
+        if old_depth != mc.depth:
+            record["init"]["depth"] = old_depth
         earlier = first["train_config"]
         # every earlier stage's run config, oldest first, so a packed model knows all it trained on
         own = {k: v for k, v in earlier.items() if k != "lineage"}
         record["lineage"] = [*earlier.get("lineage", []), own]
         if not resume:
-            model.load_state_dict(first["model"])
-            ema.load_state_dict(first["ema"])
+            weights, averaged = first["model"], first["ema"]
+            if old_depth != mc.depth:
+                weights, averaged = deepen(weights, old_depth, model), deepen(averaged, old_depth, model)
+            model.load_state_dict(weights)
+            ema.load_state_dict(averaged)
     if resume:
         state = loop.load_checkpoint(ckpt_path)
         if state["kind"] != "dit":
