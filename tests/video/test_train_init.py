@@ -75,6 +75,9 @@ def test_deepen_starts_as_the_same_function_and_then_trains(tmp_path: Path) -> N
     moved = train(tmp_path / "trained", cache, deeper, TC, init=one, deepen_init=True)
     new_gate = load_checkpoint(tmp_path / "trained" / "dit.pt")["model"]["blocks.1.adaLN_modulation.1.weight"]
     assert new_gate.abs().sum() > 0 and all(math.isfinite(v) for v in moved["losses"])
+    shallower = dataclasses.replace(TINY_DIT, depth=1)
+    with pytest.raises(UsageError, match="cannot deepen a depth-2 model to depth 1"):
+        train(tmp_path / "shrunk", cache, shallower, TC, init=one, deepen_init=True)
 
 
 def test_init_refuses_another_latent_scale(tmp_path: Path) -> None:
