@@ -49,7 +49,7 @@ def test_deepen_starts_as_the_same_function_and_then_trains(tmp_path: Path) -> N
     train(tmp_path / "one", cache, TINY_DIT, TC)
     stage1 = load_checkpoint(tmp_path / "one" / "dit.pt")
     deeper = dataclasses.replace(TINY_DIT, depth=5)
-    with pytest.raises(UsageError, match=r"depth=2 \(asked 5\)"):
+    with pytest.raises(UsageError, match=r"depth=2 \(asked 5\); --deepen grows a shallower model"):
         train(tmp_path / "refused", cache, deeper, TC, init=tmp_path / "one" / "dit.pt")
     frozen = dataclasses.replace(TC, lr=0.0)
     one = tmp_path / "one" / "dit.pt"

@@ -245,7 +245,12 @@ def train(
         old_depth = int(saved["depth"])
         if deepen_init:
             saved["depth"] = mc.depth  # every other field must still match
-        loop.check_config(init, "DiT", saved, mc.identity())
+        try:
+            loop.check_config(init, "DiT", saved, mc.identity())
+        except UsageError as exc:
+            if old_depth < mc.depth and not deepen_init:
+                raise UsageError(f"{exc}; --deepen grows a shallower model") from None
+            raise
         _check_same_latents(init, first.get("vae"), vae_state)
         record["init"] = {"checkpoint": str(init), "step": int(first["step"])}
         if old_depth != mc.depth:
