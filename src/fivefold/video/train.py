@@ -196,6 +196,20 @@ def _check_same_latents(init: Path, init_vae: dict[str, Any] | None, vae: dict[s
         )
 
 
+def _check_init_config(init: Path, saved: dict[str, Any], mc: DiTConfig, deepen_init: bool) -> int:
+    """Refuse an ``--init`` model of another config (with ``deepen_init``, any depth up to
+    ``mc``'s is allowed); returns its depth."""
+    old_depth = int(saved["depth"])
+    compared = {**saved, "depth": mc.depth} if deepen_init else saved
+    try:
+        loop.check_config(init, "DiT", compared, mc.identity())
+    except UsageError as exc:
+        if old_depth < mc.depth and not deepen_init:
+            raise UsageError(f"{exc}; --deepen grows a shallower model") from None
+        raise
+    return old_depth
+
+
 def train(
     out: Path,
     cache: LatentCache | Sequence[LatentCache],
@@ -241,16 +255,7 @@ def train(
         first = loop.load_checkpoint(init)
         if first["kind"] != "dit":
             raise UsageError(f"{init} is a {first['kind']} checkpoint, not a DiT one")
-        saved = dict(first["config"])
-        old_depth = int(saved["depth"])
-        if deepen_init:
-            saved["depth"] = mc.depth  # every other field must still match
-        try:
-            loop.check_config(init, "DiT", saved, mc.identity())
-        except UsageError as exc:
-            if old_depth < mc.depth and not deepen_init:
-                raise UsageError(f"{exc}; --deepen grows a shallower model") from None
-            raise
+        old_depth = _check_init_config(init, first["config"], mc, deepen_init)
         _check_same_latents(init, first.get("vae"), vae_state)
         record["init"] = {"checkpoint": str(init), "step": int(first["step"])}
         if old_depth != mc.depth:
