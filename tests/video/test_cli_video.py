@@ -77,6 +77,8 @@ def test_missing_text_encoder_names_install_command(monkeypatch: pytest.MonkeyPa
         ("--mask-weights", "nan,1,1,1", "--mask-weights must be four non-negative numbers"),
         ("--mask-prob", "1.5", "--mask-prob must be in [0, 1]"),
         ("--image-every", "-1", "--image-every must be >= 0"),
+        ("--object-weight", "-1", "--object-weight must be >= 0"),
+        ("--object-weight", "nan", "--object-weight must be >= 0"),
     ],
 )
 def test_train_rejects_bad_schedule_options(  # type: ignore[no-untyped-def]

@@ -200,3 +200,32 @@ def test_ddp_two_gloo_processes_equal_one_process_on_the_combined_batch(tmp_path
     b = load_checkpoint(tmp_path / "two" / "buckets" / "dit.pt")["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_object_weights_peak_on_the_object_and_leave_the_background_at_one() -> None:
+    x0 = torch.zeros(2, 4, 3, 6, 6)
+    x0[:, :, :, 2:4, 2:4] = 1.5  # an object on a flat background
+    x0[:, :, :, 2, 2] = 3.0  # its most distinct pixel
+    w = train_mod.object_weights(x0, 4.0)
+    assert w.shape == (2, 1, 3, 6, 6)
+    assert torch.allclose(w[:, :, :, 0, 0], torch.ones(2, 1, 3))
+    assert torch.allclose(w[:, :, :, 2, 2], torch.full((2, 1, 3), 5.0), atol=1e-4)
+    assert torch.allclose(w[:, :, :, 3, 3], torch.full((2, 1, 3), 3.0), atol=1e-4)
+
+
+def test_object_weight_changes_the_loss_and_is_recorded(tmp_path: Path) -> None:
+    cache = fake_cache(n=8)
+    torch.manual_seed(0)
+    model = DiT(TINY_DIT)
+    plain_tc = dataclasses.replace(TC, mask_prob=0.0, image_every=0)
+    weighted_tc = dataclasses.replace(plain_tc, object_weight=4.0)
+    plain, g1 = global_batch(cache, plain_tc, 0)
+    weighted, g2 = global_batch(cache, weighted_tc, 0)
+    assert plain.pixel_weight is None and weighted.pixel_weight is not None
+    assert torch.equal(plain.x0, weighted.x0)  # the same examples and noise; only the weights differ
+    with torch.no_grad():
+        a = loss_fn(model, cache, DiffusionConfig(), plain, g1, slice(0, 8))
+        b = loss_fn(model, cache, DiffusionConfig(), weighted, g2, slice(0, 8))
+    assert abs(a.item() - b.item()) > 1e-4
+    train(tmp_path, cache, TINY_DIT, dataclasses.replace(weighted_tc, steps=1))
+    assert load_checkpoint(tmp_path / "dit.pt")["train_config"]["object_weight"] == 4.0

@@ -56,7 +56,7 @@ def test_bucket_draw_is_uniform_and_independent_of_the_batch_stream() -> None:
 def test_default_run_saves_the_same_fields_as_before(tmp_path: Path) -> None:
     train(tmp_path, fake_cache(), TINY_DIT, dataclasses.replace(TC, steps=1))
     saved = load_checkpoint(tmp_path / "dit.pt")["train_config"]
-    later = {"fused_adamw", "mask_weights"}  # options added after runs were saved
+    later = {"fused_adamw", "mask_weights", "object_weight"}  # options added after runs were saved
     assert "buckets" not in saved and not later & set(saved)
     assert set(saved) == {f.name for f in dataclasses.fields(TrainConfig)} - later
     weighted = dataclasses.replace(TC, steps=1, mask_weights=(4.0, 1.0, 1.0, 1.0))

@@ -189,6 +189,13 @@ def parse_buckets(value: str) -> list[tuple[int, int, int]]:
     show_default=True,
     help="Relative odds of the known-frame modes first,last,first+last,span.",
 )
+@click.option(
+    "--object-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Extra loss weight on the object's latent pixels (1 + W at the farthest from the background).",
+)
 def train_cmd(**opts: Any) -> None:
     """Train the DiT on VAE latents of synthetic clips (held-out combinations excluded).
 
@@ -209,6 +216,8 @@ def train_cmd(**opts: Any) -> None:
         raise UsageError(f"--image-every must be >= 0, got {opts['image_every']}")
     if not 0.0 <= opts["mask_prob"] <= 1.0:
         raise UsageError(f"--mask-prob must be in [0, 1], got {opts['mask_prob']}")
+    if not opts["object_weight"] >= 0.0:
+        raise UsageError(f"--object-weight must be >= 0, got {opts['object_weight']}")
     tc = TrainConfig(**{f.name: opts[f.name] for f in dataclasses.fields(TrainConfig) if f.name in opts})
     _threads(opts["threads"])
     parse_size(opts["size"])
