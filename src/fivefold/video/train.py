@@ -393,4 +393,7 @@ def _to(batch: StepBatch, device: torch.device) -> StepBatch:
     if device.type == "cpu":
         return batch
     weight = None if batch.pixel_weight is None else batch.pixel_weight.to(device)
-    return StepBatch(batch.x0.to(device), batch.ids, batch.known_mask.to(device), weight)
+    # ids stay on the CPU: they index the text cache there
+    return dataclasses.replace(
+        batch, x0=batch.x0.to(device), known_mask=batch.known_mask.to(device), pixel_weight=weight
+    )
