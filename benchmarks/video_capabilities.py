@@ -221,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     backward = cap.extend(pipe, source, prompts, backward=True, seed=3, **kw)
     added_back = backward.shape[2] - T
     seam_b = seam_ratio(backward, added_back)
-    acc_back = accuracy_of(judge, backward[:, :, : added_back + 1], batch)
+    # the same span as forward's row: the new frames and the given ones they were drawn from
+    acc_back = accuracy_of(judge, backward[:, :, : added_back + geo.head_context], batch)
     rows.append(row("extend --backward: seam ratio", f"{seam_b:.2f}", "<= 1.5", seam_b <= 1.5))
     kept_b = min(acc_back["shape"], acc_back["color"])
     rows.append(row("extend --backward: shape+colour", f"{kept_b:.0%}", ">= 90%", kept_b >= 0.9))
@@ -290,19 +291,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     # connect: A's end to B's start.
     a_batch, b_batch = specs(n, 8), specs(n, 9)
     clip_a, clip_b = real(a_batch, T, H, W), real(b_batch, T, H, W)
-    frames = geo.head_context + geo.tail_context + 2 * geo.temporal
-    frames = geo.round_frames_up(frames)
+    context = geo.head_context
+    frames = 2 * context + 2 * geo.temporal
     bridge = cap.connect(
-        pipe, clip_a, clip_b, frames=frames, prompt=[canonical_caption(s) for s in b_batch], seed=10, **kw
+        pipe,
+        clip_a,
+        clip_b,
+        frames=frames,
+        prompt=[canonical_caption(s) for s in b_batch],
+        prompt_a=[canonical_caption(s) for s in a_batch],
+        seed=10,
+        **kw,
     )
-    start = psnr_each(bridge[:, :, :1], clip_a[:, :, -geo.head_context :][:, :, :1])
-    end = psnr_each(bridge[:, :, -1:], clip_b[:, :, geo.tail_context - 1 : geo.tail_context])
+    start = psnr_each(bridge[:, :, :1], clip_a[:, :, -context:][:, :, :1])
+    end = psnr_each(bridge[:, :, -1:], clip_b[:, :, context - 1 : context])
     steps_mid = (bridge[:, :, 1:] - bridge[:, :, :-1]).abs().mean(dim=(1, 3, 4))
     smooth = float((steps_mid.max(dim=1).values / steps_mid.median(dim=1).values.clamp_min(1e-6)).mean())
     # connect returns A's and B's own frames at its ends, so these are exact (psnr caps at 100 dB);
     # what is generated is judged at the two joins, as extend's seam.
-    join_a = seam_ratio(bridge, geo.head_context)
-    join_b = seam_ratio(bridge, frames - geo.tail_context)
+    join_a = seam_ratio(bridge, context)
+    join_b = seam_ratio(bridge, frames - context)
     rows.append(row("connect: first frame vs A", f"{start:.1f} dB", ">= 25 dB", start >= 25))
     rows.append(row("connect: last frame vs B", f"{end:.1f} dB", ">= 25 dB", end >= 25))
     joins = max(join_a, join_b)

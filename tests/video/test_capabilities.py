@@ -27,6 +27,7 @@ from fivefold.video.diffusion import DiffusionConfig
 from fivefold.video.dit import DiT, DiTConfig
 from fivefold.video.folder import read_media
 from fivefold.video.media import write_media
+from fivefold.video.reversal import reverse_motion
 from fivefold.video.sample import Pipeline
 from fivefold.video.text import TEXT_DIM, TextEncoder
 from fivefold.video.vae import VAEConfig, VideoVAE
@@ -77,7 +78,7 @@ def clip(frames: int = 9, size: tuple[int, int] = (16, 16), direction: str = "ri
 def test_geometry(pipe: Pipeline) -> None:
     geo = cap.geometry(pipe)
     assert (geo.window, geo.temporal, geo.multiple) == (9, 4, 8)
-    assert geo.head_context == 5 and geo.tail_context == 4
+    assert geo.head_context == 5
     with pytest.raises(UsageError, match="nearest valid size: 16x16"):
         geo.check_size(20, 20)
     with pytest.raises(UsageError, match="nearest: 9 or 13"):
@@ -113,7 +114,35 @@ def test_extend_forward_backward_keeps_the_input(pipe: Pipeline) -> None:
     by_seconds = cap.extend(pipe, source, "a red square moving right", seconds=1.0, steps=STEPS)
     assert by_seconds.shape[2] == 9 + cap.FPS
     looped = cap.extend(pipe, source, "a red square moving right", loop=True, steps=STEPS)
-    assert looped.shape[2] > 9 and (looped.shape[2] - 9) % 4 == 0 and torch.equal(looped[:, :, :9], source)
+    assert looped.shape[2] == 9 + 8 and torch.equal(looped[:, :, :9], source)
+    assert cap.extend(pipe, source, "x", loop=True, frames=3, steps=STEPS).shape[2] == 12
+
+
+def test_backward_is_the_reversed_clip_extended_forward(pipe: Pipeline) -> None:
+    source = clip(9)
+    backward = cap.extend(
+        pipe, source, "a red square moving right", frames=4, backward=True, steps=STEPS, seed=5
+    )
+    reversed_forward = cap.extend(
+        pipe, source.flip(2), "a red square moving left", frames=4, steps=STEPS, seed=5
+    )
+    assert torch.equal(backward, reversed_forward.flip(2))
+
+
+def test_reverse_motion_swaps_direction_words() -> None:
+    assert reverse_motion("a red circle moving left") == "a red circle moving right"
+    assert reverse_motion("Upwards, towards the top") == "Downwards, towards the bottom"
+    assert reverse_motion("a box drifting towards the RIGHT edge") == "a box drifting towards the LEFT edge"
+    assert reverse_motion("a leftover upgrade") == "a leftover upgrade"  # whole words only
+    for prompt in ("a red circle moving left", "rising and falling forwards"):
+        assert reverse_motion(reverse_motion(prompt)) == prompt
+
+
+def test_dissolve_weights_ease_from_one_side_to_the_other() -> None:
+    w = cap.dissolve_weights(8)
+    assert w.shape == (8,) and bool((w[1:] < w[:-1]).all())
+    assert w[0] > 0.95 and w[-1] < 0.05
+    assert torch.allclose(w + w.flip(0), torch.ones(8))
 
 
 def test_long_reaches_any_length(pipe: Pipeline) -> None:
@@ -138,18 +167,31 @@ def test_edit_strength_ends(pipe: Pipeline) -> None:
             cap.edit(pipe, source, "x", bad)
 
 
-def test_connect_starts_with_a_and_ends_with_b(pipe: Pipeline) -> None:
+def test_connect_dissolves_a_forward_into_b_backward(pipe: Pipeline) -> None:
     a, b = clip(9), clip(9, direction="left")
-    bridge = cap.connect(pipe, a, b, frames=17, prompt="a red square", steps=STEPS)
+    bridge = cap.connect(pipe, a, b, frames=17, prompt="a red square moving left", steps=STEPS, seed=2)
     assert bridge.shape == (1, 3, 17, 16, 16)
-    geo = cap.geometry(pipe)
-    head, tail = geo.head_context, geo.tail_context
-    assert torch.equal(bridge[:, :, :head], a[:, :, -head:])
-    assert torch.equal(bridge[:, :, -tail:], b[:, :, :tail])
+    context = cap.geometry(pipe).head_context
+    assert torch.equal(bridge[:, :, :context], a[:, :, -context:])
+    assert torch.equal(bridge[:, :, -context:], b[:, :, :context])
+    new = 17 - 2 * context
+    after_a = cap.extend(pipe, a, "a red square moving left", frames=new, steps=STEPS, seed=2)[:, :, 9:]
+    before_b = cap.extend(
+        pipe,
+        b,
+        "a red square moving left",
+        frames=new,
+        backward=True,
+        steps=STEPS,
+        seed=2 + cap.BACKWARD_SEED_OFFSET,
+    )[:, :, :new]
+    w = cap.dissolve_weights(new).view(1, 1, -1, 1, 1)
+    assert torch.allclose(bridge[:, :, context:-context], after_a * w + before_b * (1 - w), atol=1e-6)
+    with_a = cap.connect(pipe, a, b, frames=17, prompt="x", prompt_a="a red square", steps=STEPS, seed=2)
+    assert not torch.equal(with_a, cap.connect(pipe, a, b, frames=17, prompt="x", steps=STEPS, seed=2))
+    assert cap.connect(pipe, a, b, frames=15, steps=STEPS).shape[2] == 15
     with pytest.raises(UsageError, match="below the conditioning length"):
-        cap.connect(pipe, a, b, frames=9)
-    with pytest.raises(UsageError, match="1 \\+ 4\\*k"):
-        cap.connect(pipe, a, b, frames=15)
+        cap.connect(pipe, a, b, frames=10)
 
 
 def test_bad_inputs(pipe: Pipeline) -> None:
@@ -220,6 +262,31 @@ def test_commands_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 2 and "nearest valid size: 16x16" in err
     code, _, err = run(["long", *prompt, "--frames", "9", "--size", "big", *common], capsys)
     assert code == 2 and "WIDTHxHEIGHT" in err
+
+
+def test_pixel_zoom_finds_a_nearest_neighbour_zoom() -> None:
+    source = clip(9)
+    assert cap.pixel_zoom(source) == 1
+    assert cap.pixel_zoom(cap.zoom(source, 4), multiple=8) == 4
+    assert torch.equal(cap.zoom(source, 4)[..., ::4, ::4], source)
+    # 12x12 zoomed 4x: shrinking by 4 gives 12, not a multiple of 8; by 2 gives 24, which is
+    twelve = clip(9, (12, 12))
+    assert cap.pixel_zoom(cap.zoom(twelve, 4), multiple=8) == 2
+    assert cap.pixel_zoom(torch.rand(1, 3, 2, 32, 32)) == 1
+
+
+def test_commands_undo_and_redo_a_zoom(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(1)
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.pt")
+    frames = render_clip(ClipSpec("square", "red", "right"), 9, 16, 16)
+    src = write_media(tmp_path / "big.gif", frames.repeat(4, axis=1).repeat(4, axis=2))
+    args = ["extend", str(src), "--prompt", "a red square moving right", "--frames", "4", "--steps", "1"]
+    code, _, err = run([*args, "--checkpoint", str(ckpt), "--out", str(tmp_path / "e.gif")], capsys)
+    assert code == 0 and "4x nearest-neighbour zoom; the model runs at 16x16" in err
+    out = read_media(tmp_path / "e.gif")
+    assert out.shape == (13, 64, 64, 3)
+    assert (out[:9] == read_media(src)).all()
+    assert (out == out[:, ::4, ::4].repeat(4, axis=1).repeat(4, axis=2)).all()
 
 
 def test_read_video_errors(tmp_path: Path) -> None:

@@ -1,14 +1,20 @@
 """The Sora capabilities on one model: animate, extend (forward, backward, loop), long, edit, connect, image.
 
-All of them are one call to the sampler (:func:`fivefold.video.sample.generate`) with some pixel frames
+Each is built from calls to the sampler (:func:`fivefold.video.sample.generate`) with some pixel frames
 given as known: the sampler encodes them, hands their clean latents and a mask channel to the DiT (which
 was trained with random first/last/first+last/span masks) and generates the rest.
 
 Windows. The DiT is best at the length it was trained on (``window`` frames = 1 + t*k with the VAE's
-temporal factor t). A known context is whole latent frames: at the start of a window the first latent
-frame is one pixel frame and each later one is t frames, so forward context is 1 + t*m frames; at the end
-of a window it is t*m frames. Half of the window's latent frames are context, so consecutive windows
-overlap by half: the model sees the motion it has to continue, not one still frame.
+temporal factor t). Known frames always open a window: there the causal VAE's first latent frame is
+one pixel frame encoded on its own, and each later one t frames, so the context is 1 + t*m frames. Half
+of the window's latent frames are context, so consecutive windows overlap by half: the model sees the
+motion it has to continue, not one still frame. Known frames at the *end* of a window are encoded after
+frames nobody has generated yet, and the DiT follows them poorly (measured in
+``docs/video-capabilities.md``), so nothing here puts them there:
+
+* backward extension extends the reversed clip forward (:mod:`fivefold.video.reversal`);
+* loop and connect are bridges: the clip before continued forward, the clip after continued backward,
+  and the two continuations cross-dissolved over the new frames (:func:`dissolve_weights`).
 
 Joins. The given frames are returned as they were (connect, too, starts with A's own last frames and
 ends with B's own first ones); the decoder's error at each join is carried into the generated frames
@@ -36,9 +42,12 @@ from fivefold._common.errors import FivefoldError, UsageError
 from fivefold.video.data import to_tensor, to_uint8
 from fivefold.video.folder import read_media, resize_video
 from fivefold.video.media import write_media
+from fivefold.video.reversal import reverse_motion
 from fivefold.video.seams import carry_in
 
 FPS = 8
+# The backward half of a bridge draws other noise than the forward half.
+BACKWARD_SEED_OFFSET = 7919
 
 
 class ResizeWarning(UserWarning):
@@ -63,11 +72,6 @@ class Geometry:
     def head_context(self) -> int:
         """Known frames at the start of a window (whole latent frames, half the window)."""
         return 1 + self.temporal * max(0, (self.latent_window + 1) // 2 - 1)
-
-    @property
-    def tail_context(self) -> int:
-        """Known frames at the end of a window."""
-        return self.temporal * max(1, self.latent_window // 2)
 
     def valid_frames(self, frames: int) -> bool:
         return frames >= 1 and (frames - 1) % self.temporal == 0
@@ -246,39 +250,6 @@ def _window_forward(
     return _generate(pipe, prompts, length, h, w, known_video=known, known_frames=list(range(k)), **sampling)
 
 
-def _window_backward(
-    pipe: Any, context: Tensor, prompts: list[str], sampling: dict[str, Any], length: int
-) -> Tensor:
-    """A ``length``-frame window whose last frames are ``context`` (known)."""
-    k = context.shape[2]
-    # The causal VAE reads earlier frames when it encodes the known ones: a still copy of the first
-    # known frame is the least surprising thing to show it there.
-    known = torch.cat([context[:, :, :1].expand(-1, -1, length - k, -1, -1), context], dim=2)
-    h, w = context.shape[3], context.shape[4]
-    known_frames = list(range(length - k, length))
-    return _generate(pipe, prompts, length, h, w, known_video=known, known_frames=known_frames, **sampling)
-
-
-def _window_between(
-    pipe: Any,
-    head: Tensor,
-    tail: Tensor,
-    prompts: list[str],
-    sampling: dict[str, Any],
-    length: int,
-) -> Tensor:
-    """A ``length``-frame window that starts with ``head`` and ends with ``tail`` (both known)."""
-    a, b = head.shape[2], tail.shape[2]
-    middle = length - a - b
-    # Unknown frames start as a cross-fade, so the encoder's causal context is plausible.
-    weights = torch.linspace(0, 1, middle + 2)[1:-1].view(1, 1, -1, 1, 1)
-    fill = head[:, :, -1:] * (1 - weights) + tail[:, :, :1] * weights
-    known = torch.cat([head, fill, tail], dim=2)
-    known_frames = [*range(a), *range(length - b, length)]
-    h, w = head.shape[3], head.shape[4]
-    return _generate(pipe, prompts, length, h, w, known_video=known, known_frames=known_frames, **sampling)
-
-
 def extend(
     pipe: Any,
     video: Tensor,
@@ -307,58 +278,77 @@ def extend(
     frames = frames if frames is not None else geo.window - geo.head_context
     if frames < 1:
         raise UsageError(f"frames to add must be >= 1, got {frames}")
-    need = geo.tail_context if backward else geo.head_context
+    need = geo.head_context
     if clip.shape[2] < need:
         raise UsageError(
             f"the video has {clip.shape[2]} frames; extending needs at least {need} (the conditioning length)"
         )
+    if backward:
+        # What came before, as what comes after the clip played backwards (see fivefold.video.reversal).
+        reverse = [reverse_motion(p) for p in prompts]
+        return _extend_forward(pipe, geo, clip.flip(2), reverse, chosen, frames).flip(2)
+    return _extend_forward(pipe, geo, clip, prompts, chosen, frames)
+
+
+def _extend_forward(
+    pipe: Any, geo: Geometry, clip: Tensor, prompts: list[str], sampling: dict[str, Any], frames: int
+) -> Tensor:
+    """``clip`` and ``frames`` new frames after it, one overlapping window at a time."""
+    need = geo.head_context
     added = 0
     current = clip
-    round_seed = chosen["seed"]
+    round_seed = sampling["seed"]
     while added < frames:
-        chosen["seed"] = round_seed
-        if backward:
-            window = _window_backward(pipe, current[:, :, :need], prompts, chosen, geo.window)
-            cut = geo.window - need
-            new = carry_in(window[:, :, :cut], current[:, :, 0], window[:, :, cut], geo.temporal, at_end=True)
-            current = torch.cat([new, current], dim=2)
-        else:
-            window = _window_forward(pipe, current[:, :, -need:], prompts, chosen, geo.window)
-            new = carry_in(window[:, :, need:], current[:, :, -1], window[:, :, need - 1], geo.temporal)
-            current = torch.cat([current, new], dim=2)
+        window = _window_forward(
+            pipe, current[:, :, -need:], prompts, {**sampling, "seed": round_seed}, geo.window
+        )
+        new = carry_in(window[:, :, need:], current[:, :, -1], window[:, :, need - 1], geo.temporal)
+        current = torch.cat([current, new], dim=2)
         added += new.shape[2]
         round_seed += 1
-    extra = added - frames
-    if extra:
-        current = current[:, :, extra:] if backward else current[:, :, : current.shape[2] - extra]
-    return current
+    return current[:, :, : clip.shape[2] + frames]
+
+
+def dissolve_weights(frames: int) -> Tensor:
+    """(frames,) weights of the forward continuation in a bridge: smoothstep from 1 to 0, so the
+    first and last generated frames carry almost nothing of the other side."""
+    u = torch.linspace(0, 1, frames + 2)[1:-1]
+    return 1.0 - u * u * (3.0 - 2.0 * u)
+
+
+def _bridge(
+    pipe: Any,
+    geo: Geometry,
+    before: Tensor,
+    after: Tensor,
+    prompts: tuple[list[str], list[str]],
+    sampling: dict[str, Any],
+    frames: int,
+) -> Tensor:
+    """``frames`` new frames between the clips ``before`` and ``after``: ``before`` continued forward
+    and ``after`` continued backward (both from a first-frame context, which the causal VAE renders
+    well), cross-dissolved so each join is one of the model's own continuations."""
+    forward = _extend_forward(pipe, geo, before, prompts[0], sampling, frames)[:, :, -frames:]
+    reverse = [reverse_motion(p) for p in prompts[1]]
+    backward_sampling = {**sampling, "seed": sampling["seed"] + BACKWARD_SEED_OFFSET}
+    backward = _extend_forward(pipe, geo, after.flip(2), reverse, backward_sampling, frames)
+    backward = backward[:, :, -frames:].flip(2)
+    w = dissolve_weights(frames).view(1, 1, -1, 1, 1)
+    return forward * w + backward * (1.0 - w)
 
 
 def _loop(
     pipe: Any, geo: Geometry, clip: Tensor, prompts: list[str], sampling: dict[str, Any], frames: int | None
 ) -> Tensor:
-    head, tail = geo.head_context, geo.tail_context
-    if clip.shape[2] < max(head, tail):
+    need = geo.head_context
+    if clip.shape[2] < need:
         raise UsageError(
-            f"the video has {clip.shape[2]} frames; a loop needs at least {max(head, tail)} "
-            "(the conditioning length)"
+            f"the video has {clip.shape[2]} frames; a loop needs at least {need} (the conditioning length)"
         )
-    # New frames between the two contexts must fill whole latent frames.
-    new = frames if frames is not None else max(geo.temporal, geo.window - head - tail)
-    new = geo.temporal * max(1, math.ceil(new / geo.temporal))
-    length = head + new + tail
-    window = _window_between(pipe, clip[:, :, -head:], clip[:, :, :tail], prompts, sampling, length)
-    return torch.cat([clip, _joined_middle(window, clip[:, :, -1], clip[:, :, 0], head, tail, geo)], dim=2)
-
-
-def _joined_middle(
-    window: Tensor, before: Tensor, after: Tensor, head: int, tail: int, geo: Geometry
-) -> Tensor:
-    """The generated frames of a window between two given ones, carrying the decoder's error at
-    both joins (see :mod:`fivefold.video.seams`)."""
-    end = window.shape[2] - tail
-    middle = carry_in(window[:, :, head:end], before, window[:, :, head - 1], geo.temporal)
-    return carry_in(middle, after, window[:, :, end], geo.temporal, at_end=True)
+    new = frames if frames is not None else geo.window - 1
+    if new < 1:
+        raise UsageError(f"frames to add must be >= 1, got {new}")
+    return torch.cat([clip, _bridge(pipe, geo, clip, clip, (prompts, prompts), sampling, new)], dim=2)
 
 
 def long(
@@ -429,34 +419,56 @@ def connect(
     video_b: Tensor,
     frames: int | None = None,
     prompt: str | Sequence[str] = "",
+    prompt_a: str | Sequence[str] | None = None,
     **sampling: Unpack[Sampling],
 ) -> Tensor:
-    """A ``frames``-frame transition that starts with A's last frames and ends with B's first."""
+    """A ``frames``-frame transition: A's last frames, new frames, B's first frames. ``prompt``
+    describes B's side, ``prompt_a`` A's (default: ``prompt``)."""
     geo = geometry(pipe)
     a, prompts = as_batch(video_a, prompt)
     b, _ = as_batch(video_b, prompts)
+    prompts_a = prompts if prompt_a is None else as_batch(a, prompt_a)[1]
     a = fit_to_model(a, geo, "video A")
     b = fit_to_model(b, geo, "video B")
     if a.shape[3:] != b.shape[3:]:
         b = torch.stack([resize_video(clip, a.shape[3], a.shape[4]) for clip in b])
-    head, tail = geo.head_context, geo.tail_context
-    frames = frames or geo.window
-    minimum = head + tail + geo.temporal
-    if frames < minimum:
+    context = geo.head_context
+    frames = frames or geo.window + 2 * context - 1
+    if frames < 2 * context + 1:
         raise UsageError(
-            f"frames={frames} is below the conditioning length: connect needs at least {minimum}"
+            f"frames={frames} is below the conditioning length: connect needs at least {2 * context + 1}"
         )
-    geo.check_frames(frames)
-    for name, clip, need in (("A", a, head), ("B", b, tail)):
-        if clip.shape[2] < need:
-            raise UsageError(f"video {name} has {clip.shape[2]} frames; connect needs at least {need}")
-    window = _window_between(pipe, a[:, :, -head:], b[:, :, :tail], prompts, _sampling(**sampling), frames)
+    for name, clip in (("A", a), ("B", b)):
+        if clip.shape[2] < context:
+            raise UsageError(f"video {name} has {clip.shape[2]} frames; connect needs at least {context}")
+    new = frames - 2 * context
+    middle = _bridge(pipe, geo, a, b, (prompts_a, prompts), _sampling(**sampling), new)
     # A's and B's own frames at the ends, as extend keeps the input's: the transition is what is new.
-    middle = _joined_middle(window, a[:, :, -1], b[:, :, 0], head, tail, geo)
-    return torch.cat([a[:, :, -head:], middle, b[:, :, :tail]], dim=2)
+    return torch.cat([a[:, :, -context:], middle, b[:, :, :context]], dim=2)
 
 
 # ---------------------------------------------------------------- files
+
+
+def pixel_zoom(video: Tensor, multiple: int = 1, largest: int = 8) -> int:
+    """The largest k <= ``largest`` for which every k x k pixel block of every frame is one colour and
+    the frame shrunk by k is still a multiple of ``multiple``: the zoom ``fivefold video sample
+    --upscale`` applies. 1 when there is none (any camera footage, any lossy mp4)."""
+    h, w = video.shape[-2:]
+    for k in range(largest, 1, -1):
+        if h % k or w % k or (h // k) % multiple or (w // k) % multiple:
+            continue
+        small = video[..., ::k, ::k]
+        if torch.equal(zoom(small, k), video):
+            return k
+    return 1
+
+
+def zoom(video: Tensor, k: int) -> Tensor:
+    """Nearest-neighbour zoom of the last two (pixel) axes by ``k``."""
+    if k == 1:
+        return video
+    return video.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
 
 
 def read_video(path: str | Path) -> Tensor:

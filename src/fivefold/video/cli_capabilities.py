@@ -121,6 +121,23 @@ def _write(out: Path, video: Any, fps: int, as_json: bool, **extra: Any) -> None
         click.echo(f"wrote {path} ({report['frames']} frames, {report['size']})")
 
 
+def _read_native(path: Path, pipe: Any) -> tuple[Any, int]:
+    """A media file at the size it was drawn at: a nearest-neighbour zoom (as ``sample`` writes by
+    default) is undone, so the model runs at its own scale, and the zoom is returned to redo on output."""
+    from fivefold.video import capabilities as cap
+
+    video = cap.read_video(path)
+    k = cap.pixel_zoom(video, cap.geometry(pipe).multiple)
+    if k > 1:
+        video = video[..., ::k, ::k]
+        click.echo(
+            f"note: {path} is a {k}x nearest-neighbour zoom; the model runs at "
+            f"{video.shape[-1]}x{video.shape[-2]} and the output is zoomed {k}x back",
+            err=True,
+        )
+    return video, k
+
+
 def _pipe(checkpoint: Path | None) -> Any:
     from fivefold.video.capabilities import load_pipeline
 
@@ -281,10 +298,11 @@ def animate_cmd(image_path: Path, prompt: str, frames: int | None, out: Path, ru
     """Image-to-video: a clip whose first frame is IMAGE."""
     from fivefold.video import capabilities as cap
 
-    picture = cap.read_video(image_path)[:, :, 0]
+    pipe = run.pipe()
+    picture, k = _read_native(image_path, pipe)
     with _warnings_to_stderr():
-        video = cap.animate(run.pipe(), picture, prompt, frames=frames, **run.sampling)
-    run.write(out, video)
+        video = cap.animate(pipe, picture[:, :, 0], prompt, frames=frames, **run.sampling)
+    run.write(out, cap.zoom(video, k))
 
 
 @_generating(
@@ -312,10 +330,11 @@ def extend_cmd(
 
     if seconds is not None and frames is not None:
         raise UsageError("give --seconds or --frames, not both")
-    clip = cap.read_video(video_path)
+    pipe = run.pipe()
+    clip, k = _read_native(video_path, pipe)
     with _warnings_to_stderr():
         video = cap.extend(
-            run.pipe(),
+            pipe,
             clip,
             prompt,
             frames=frames,
@@ -324,7 +343,7 @@ def extend_cmd(
             loop=loop,
             **run.sampling,
         )
-    run.write(out, video, added=int(video.shape[2] - clip.shape[2]))
+    run.write(out, cap.zoom(video, k), added=int(video.shape[2] - clip.shape[2]))
 
 
 @_generating(
@@ -362,10 +381,11 @@ def edit_cmd(video_path: Path, prompt: str, strength: float, out: Path, run: Sam
     """SDEdit video-to-video: re-generate VIDEO under a new prompt."""
     from fivefold.video import capabilities as cap
 
-    clip = cap.read_video(video_path)
+    pipe = run.pipe()
+    clip, k = _read_native(video_path, pipe)
     with _warnings_to_stderr():
-        video = cap.edit(run.pipe(), clip, prompt, strength, **run.sampling)
-    run.write(out, video, strength=strength)
+        video = cap.edit(pipe, clip, prompt, strength, **run.sampling)
+    run.write(out, cap.zoom(video, k), strength=strength)
 
 
 @_generating(
@@ -373,16 +393,29 @@ def edit_cmd(video_path: Path, prompt: str, strength: float, out: Path, run: Sam
     "connected.gif",
     click.argument("video_a", metavar="VIDEO_A", type=click.Path(path_type=Path)),
     click.argument("video_b", metavar="VIDEO_B", type=click.Path(path_type=Path)),
-    click.option("--frames", type=int, default=None, help="Frames of the transition (1 + 4k)."),
-    click.option("--prompt", default="", help="Optional prompt for the transition."),
+    click.option(
+        "--frames",
+        type=int,
+        default=None,
+        help="Frames in all: A's last frames, the new ones, B's first ones (shipped model: 5 + 8 + 5).",
+    ),
+    click.option("--prompt", default="", help="What VIDEO_B shows (optional)."),
+    click.option("--prompt-a", default=None, help="What VIDEO_A shows (default: --prompt)."),
 )
 def connect_cmd(
-    video_a: Path, video_b: Path, frames: int | None, prompt: str, out: Path, run: SamplingRun
+    video_a: Path,
+    video_b: Path,
+    frames: int | None,
+    prompt: str,
+    prompt_a: str | None,
+    out: Path,
+    run: SamplingRun,
 ) -> None:
     """A transition starting with VIDEO_A's last frames and ending with VIDEO_B's first."""
     from fivefold.video import capabilities as cap
 
-    a, b = cap.read_video(video_a), cap.read_video(video_b)
+    pipe = run.pipe()
+    (a, k), (b, _) = _read_native(video_a, pipe), _read_native(video_b, pipe)
     with _warnings_to_stderr():
-        video = cap.connect(run.pipe(), a, b, frames=frames, prompt=prompt, **run.sampling)
-    run.write(out, video)
+        video = cap.connect(pipe, a, b, frames=frames, prompt=prompt, prompt_a=prompt_a, **run.sampling)
+    run.write(out, cap.zoom(video, k))
