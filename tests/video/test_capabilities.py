@@ -190,8 +190,9 @@ def test_connect_dissolves_a_forward_into_b_backward(pipe: Pipeline) -> None:
     with_a = cap.connect(pipe, a, b, frames=17, prompt="x", prompt_a="a red square", steps=STEPS, seed=2)
     assert not torch.equal(with_a, cap.connect(pipe, a, b, frames=17, prompt="x", steps=STEPS, seed=2))
     assert cap.connect(pipe, a, b, frames=15, steps=STEPS).shape[2] == 15
-    with pytest.raises(UsageError, match="below the conditioning length"):
-        cap.connect(pipe, a, b, frames=10)
+    for short in (0, 10):
+        with pytest.raises(UsageError, match="below the conditioning length"):
+            cap.connect(pipe, a, b, frames=short)
 
 
 def test_bad_inputs(pipe: Pipeline) -> None:
@@ -199,6 +200,8 @@ def test_bad_inputs(pipe: Pipeline) -> None:
         cap.extend(pipe, clip(3), "x", frames=4)
     with pytest.raises(UsageError, match="--loop and --backward"):
         cap.extend(pipe, clip(9), "x", loop=True, backward=True)
+    with pytest.raises(UsageError, match="frames=0 must be 1 \\+ 4\\*k"):
+        cap.animate(pipe, clip(1)[:, :, 0], "x", frames=0)
     with pytest.raises(UsageError, match="not a multiple of 8"):
         cap.image(pipe, "x", 20, 20)
     with pytest.raises(UsageError, match="2 prompts for 1 clips"):

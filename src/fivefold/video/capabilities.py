@@ -225,7 +225,7 @@ def animate(
         picture = picture[:, :, None]
     video, prompts = as_batch(picture[:, :, :1], prompt)
     video = fit_to_model(video, geo, "image")
-    frames = frames or geo.window
+    frames = frames if frames is not None else geo.window
     geo.check_frames(frames)
     known = video.expand(-1, -1, frames, -1, -1).contiguous()
     return _generate(
@@ -433,7 +433,7 @@ def connect(
     if a.shape[3:] != b.shape[3:]:
         b = torch.stack([resize_video(clip, a.shape[3], a.shape[4]) for clip in b])
     context = geo.head_context
-    frames = frames or geo.window + 2 * context - 1
+    frames = frames if frames is not None else geo.window + 2 * context - 1
     if frames < 2 * context + 1:
         raise UsageError(
             f"frames={frames} is below the conditioning length: connect needs at least {2 * context + 1}"
