@@ -121,3 +121,11 @@ def test_cli_builds_one_cache_per_bucket_and_trains(
     assert exit_info.value.code in (0, None), capsys.readouterr()
     grown = load_checkpoint(tmp_path / "deeper" / "dit.pt")
     assert grown["config"]["depth"] == 3 and grown["train_config"]["init"]["depth"] == 1
+    # finer patches from the command line
+    finer = [*common, "--buckets", "5x16x16,5x16x24,1x16x16", "--cache", str(tmp_path / "run" / "latents.pt")]
+    finer += ["--init", str(tmp_path / "run" / "dit.pt"), "--patch", "1x1x1", "--repatch"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*finer, "--out", str(tmp_path / "finer")])
+    assert exit_info.value.code in (0, None), capsys.readouterr()
+    split = load_checkpoint(tmp_path / "finer" / "dit.pt")
+    assert split["config"]["patch"] in ([1, 1, 1], (1, 1, 1)) and split["config"]["rope_scale"] == 0.5

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from fivefold._common.errors import UsageError
-from fivefold.video.dit import DiT
+from fivefold.video.dit import DiT, DiTConfig
+from fivefold.video.patches import patchify
+from fivefold.video.rope import rope_tables
 from fivefold.video.train import TrainConfig, train
 from fivefold.video.trainloop import load_checkpoint
 
@@ -117,3 +119,42 @@ def test_stages_record_their_lineage_and_pack_finds_it_for_older_runs(tmp_path: 
         torch.save(old, path)
     legacy = load_checkpoint(last)["train_config"]
     assert [stage["seed"] for stage in earlier_stages(last, legacy)] == [0, 2]
+
+
+def test_repatch_splits_patches_and_keeps_what_a_token_means(tmp_path: Path) -> None:
+    cache = fake_cache()
+    train(tmp_path / "one", cache, TINY_DIT, TC)
+    one = tmp_path / "one" / "dit.pt"
+    fine = dataclasses.replace(TINY_DIT, patch=(1, 1, 1))
+    assert "rope_scale" not in TINY_DIT.to_dict()  # a later field: earlier configs still match
+    with pytest.raises(UsageError, match="--repatch splits a model's patches"):
+        train(tmp_path / "refused", cache, fine, TC, init=one)
+    with pytest.raises(UsageError, match="cannot re-patch 1x2x2 to 1x4x4"):
+        train(tmp_path / "coarser", cache, dataclasses.replace(TINY_DIT, patch=(1, 4, 4)), TC, init=one,
+              repatch_init=True)
+    frozen = dataclasses.replace(TC, lr=0.0)
+    train(tmp_path / "split", cache, fine, frozen, init=one, repatch_init=True, stop_after=1)
+    split = load_checkpoint(tmp_path / "split" / "dit.pt")
+    assert split["config"]["rope_scale"] == 0.5 and split["train_config"]["init"]["patch"] == [1, 2, 2]
+    coarse, finer = DiT(TINY_DIT).eval(), DiT(DiTConfig.from_dict(split["config"])).eval()
+    coarse.load_state_dict(load_checkpoint(one)["model"])
+    finer.load_state_dict(split["model"])
+    # a latent uniform inside each 2x2 patch: every fine token embeds as its coarse patch does
+    x = torch.randn(2, TINY_DIT.in_channels, 3, 2, 2).repeat_interleave(2, -1).repeat_interleave(2, -2)
+    with torch.no_grad():
+        embed_coarse = coarse.x_embedder(patchify(x, (1, 2, 2))[0]).view(2, 3, 2, 2, -1)
+        embed_fine = finer.x_embedder(patchify(x, (1, 1, 1))[0]).view(2, 3, 4, 4, -1)
+        torch.testing.assert_close(embed_fine[:, :, 1::2, ::2], embed_coarse, rtol=0, atol=1e-5)
+        # and predicts the mean of the coarse outputs over the positions it covers
+        h = torch.randn(2, 7, TINY_DIT.hidden)
+        out_coarse = coarse.final_layer.linear(h).view(2, 7, TINY_DIT.out_channels, 4).mean(-1)
+        torch.testing.assert_close(finer.final_layer.linear(h), out_coarse, rtol=0, atol=1e-6)
+    # fine token (t, 2i, 2j) sits where coarse token (t, i, j) did
+    cos_fine, _ = rope_tables((3, 4, 4), 16, spatial_scale=0.5)
+    cos_coarse, _ = rope_tables((3, 2, 2), 16)
+    assert torch.equal(cos_fine.view(3, 4, 4, -1)[:, ::2, ::2], cos_coarse.view(3, 2, 2, -1))
+    # the re-patched model trains and resumes exactly
+    whole = train(tmp_path / "whole", cache, fine, TC, init=one, repatch_init=True)
+    train(tmp_path / "part", cache, fine, TC, init=one, repatch_init=True, stop_after=2)
+    rest = train(tmp_path / "part", cache, fine, TC, init=one, repatch_init=True, resume=True)
+    assert rest["losses"] == whole["losses"][2:] and all(math.isfinite(v) for v in whole["losses"])

@@ -178,6 +178,11 @@ def parse_buckets(value: str) -> list[tuple[int, int, int]]:
     help="With --init: --depth may exceed the init's; new blocks start as the identity.",
 )
 @click.option(
+    "--repatch",
+    is_flag=True,
+    help="With --init: --patch may split the init's patch height and width (e.g. 1x2x2 -> 1x1x1).",
+)
+@click.option(
     "--mask-prob", type=float, default=0.5, show_default=True, help="Share of examples with known frames."
 )
 @click.option(
@@ -255,6 +260,7 @@ def train_cmd(**opts: Any) -> None:
         echo_every=25,
         init=opts["init_path"],
         deepen_init=opts["deepen"],
+        repatch_init=opts["repatch"],
     )
     if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
         click.echo(

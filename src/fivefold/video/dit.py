@@ -45,6 +45,9 @@ class DiTConfig:
     input_size: tuple[int, int, int] = (1, 32, 32)  # latent (T,H,W); only the sincos table needs it
     attention: Literal["full", "split"] = "full"
     grad_checkpoint: bool = False
+    # RoPE height/width position per token; below 1 after re-patching to finer patches (see repatch).
+    # A later field: saved only when not 1, so earlier checkpoints' configs still match.
+    rope_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -64,7 +67,10 @@ class DiTConfig:
         return 2 * self.latent_channels if self.learn_sigma else self.latent_channels
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["rope_scale"] == 1.0:
+            del d["rope_scale"]
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiTConfig:
@@ -394,7 +400,7 @@ class DiT(nn.Module):
                 )
             h = h + self.pos_embed
         else:
-            rope = rope_rotation(grid, cfg.hidden // cfg.heads, device=x.device)
+            rope = rope_rotation(grid, cfg.hidden // cfg.heads, device=x.device, spatial_scale=cfg.rope_scale)
         c = self.t_embedder(t)
         ctx = None
         if cfg.cond == "class":
@@ -440,3 +446,37 @@ def deepen(state: dict[str, Tensor], old_depth: int, model: DiT) -> dict[str, Te
         old = slots.get(int(index))
         grown[key] = fresh.detach().clone() if old is None else state[f"blocks.{old}.{rest}"]
     return grown
+
+
+def repatch_factor(old: Patch, new: Patch) -> int:
+    """How many times finer ``new`` is than ``old`` in height and width (the same for both; time
+    unchanged), or a UsageError naming what cannot be re-patched."""
+    (ot, oh, ow), (nt, nh, nw) = old, new
+    if ot != nt or oh % nh or ow % nw or oh // nh != ow // nw:
+        raise UsageError(
+            f"cannot re-patch {ot}x{oh}x{ow} to {nt}x{nh}x{nw}: the new patch must split the old one's "
+            "height and width by the same factor and keep its length"
+        )
+    return oh // nh
+
+
+def repatch(state: dict[str, Tensor], old_patch: Patch, model: DiT) -> dict[str, Tensor]:
+    """A state dict for ``model`` made from one of a model with coarser patches (as :func:`deepen`
+    grows depth): the blocks are kept; a fine token embeds as a coarse patch filled with its value
+    (the coarse embedding's weights summed over the positions it covers) and predicts the mean of
+    the coarse outputs over them. With ``rope_scale`` divided by the factor, a token's position
+    still names the same place, so the model starts close to the coarse one (training loss 0.32
+    against 1.25 without the position scale, 0.11 for the source model, in docs/video.md) and
+    training then teaches it the detail inside a coarse patch."""
+    cfg = model.cfg
+    r = repatch_factor(old_patch, cfg.patch)
+    pt, ph, pw = cfg.patch
+    d = cfg.hidden
+    embed = state["x_embedder.weight"].view(d, cfg.in_channels, pt, r, ph, r, pw)
+    out_w = state["final_layer.linear.weight"].view(cfg.out_channels, pt, r, ph, r, pw, d)
+    out_b = state["final_layer.linear.bias"].view(cfg.out_channels, pt, r, ph, r, pw)
+    new = dict(state)
+    new["x_embedder.weight"] = embed.sum(dim=(3, 5)).reshape(d, -1)
+    new["final_layer.linear.weight"] = out_w.mean(dim=(2, 4)).reshape(-1, d)
+    new["final_layer.linear.bias"] = out_b.mean(dim=(2, 4)).reshape(-1)
+    return new

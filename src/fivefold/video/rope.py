@@ -1,8 +1,8 @@
 """3D rotary position embeddings over (time, height, width) token coordinates.
 
 The head dimension is split into three groups of rotating pairs, one per axis. Positions are
-integer grid coordinates, so a model trained on one grid runs on larger or differently shaped
-ones (the rotation of a relative offset does not depend on the grid size).
+grid coordinates (times a spatial scale after re-patching), so a model trained on one grid runs on
+larger or differently shaped ones (the rotation of a relative offset does not depend on the grid size).
 """
 
 from __future__ import annotations
@@ -24,10 +24,17 @@ def axis_pairs(head_dim: int) -> tuple[int, int, int]:
 
 
 def rope_tables(
-    grid: tuple[int, int, int], head_dim: int, theta: float = 10_000.0, device: torch.device | None = None
+    grid: tuple[int, int, int],
+    head_dim: int,
+    theta: float = 10_000.0,
+    device: torch.device | None = None,
+    spatial_scale: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
-    """cos and sin, each (t*h*w, head_dim/2), for tokens in (t, h, w) row-major order."""
-    coords = torch.meshgrid(*(torch.arange(n, device=device) for n in grid), indexing="ij")
+    """cos and sin, each (t*h*w, head_dim/2), for tokens in (t, h, w) row-major order.
+    ``spatial_scale``: the height and width positions are token index times this (0.5 for a model
+    re-patched from 2x2 to 1x1 patches, so a position still means the same place in the picture)."""
+    t, h, w = torch.meshgrid(*(torch.arange(n, device=device) for n in grid), indexing="ij")
+    coords = (t.float(), h.float() * spatial_scale, w.float() * spatial_scale)
     parts = []
     for n_pairs, coord in zip(axis_pairs(head_dim), coords, strict=True):
         if n_pairs == 0:
@@ -39,12 +46,17 @@ def rope_tables(
 
 
 @lru_cache(maxsize=64)
-def rope_rotation(grid: tuple[int, int, int], head_dim: int, device: torch.device | None = None) -> Tensor:
+def rope_rotation(
+    grid: tuple[int, int, int],
+    head_dim: int,
+    device: torch.device | None = None,
+    spatial_scale: float = 1.0,
+) -> Tensor:
     """The tables as unit complex numbers cos + i sin, (t*h*w, head_dim/2), cached per grid.
 
     A training run or a sampler sees one or a few grids, so each is built once per process;
     treat the result as read-only."""
-    cos, sin = rope_tables(grid, head_dim, device=device)
+    cos, sin = rope_tables(grid, head_dim, device=device, spatial_scale=spatial_scale)
     return torch.complex(cos, sin)
 
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from fivefold._common.errors import UsageError
 from fivefold.video import trainloop as loop
 from fivefold.video.diffusion import DiffusionConfig, training_pair
-from fivefold.video.dit import DiT, DiTConfig, deepen
+from fivefold.video.dit import DiT, DiTConfig, deepen, repatch, repatch_factor
 from fivefold.video.latents import LatentCache, latent_space, latent_space_differences
 from fivefold.video.patches import check_latent_grid
 
@@ -215,18 +215,33 @@ def _check_same_latents(init: Path, init_vae: dict[str, Any] | None, vae: dict[s
         )
 
 
-def _check_init_config(init: Path, saved: dict[str, Any], mc: DiTConfig, deepen_init: bool) -> int:
+def _check_init_config(
+    init: Path, saved: dict[str, Any], mc: DiTConfig, deepen_init: bool, repatch_init: bool
+) -> DiTConfig:
     """Refuse an ``--init`` model of another config (with ``deepen_init``, any depth up to
-    ``mc``'s is allowed); returns its depth."""
-    old_depth = int(saved["depth"])
-    compared = {**saved, "depth": mc.depth} if deepen_init else saved
+    ``mc``'s is allowed; with ``repatch_init``, finer patches); returns the init's config."""
+    old = DiTConfig.from_dict(saved)
+    compared = old
+    if deepen_init:
+        compared = dataclasses.replace(compared, depth=mc.depth)
+    if repatch_init:
+        compared = dataclasses.replace(compared, patch=mc.patch, rope_scale=mc.rope_scale)
     try:
-        loop.check_config(init, "DiT", compared, mc.identity())
+        loop.check_config(init, "DiT", compared.identity(), mc.identity())
     except UsageError as exc:
-        if old_depth < mc.depth and not deepen_init:
+        if old.depth < mc.depth and not deepen_init:
             raise UsageError(f"{exc}; --deepen grows a shallower model") from None
+        if old.patch != mc.patch and not repatch_init:
+            raise UsageError(f"{exc}; --repatch splits a model's patches") from None
         raise
-    return old_depth
+    return old
+
+
+def _repatched(init: Path, mc: DiTConfig) -> DiTConfig:
+    """``mc`` with the RoPE scale a model re-patched from ``init`` needs."""
+    old = DiTConfig.from_dict(loop.load_checkpoint(init)["config"])
+    factor = repatch_factor(old.patch, mc.patch)
+    return dataclasses.replace(mc, rope_scale=old.rope_scale / factor)
 
 
 def train(
@@ -242,19 +257,25 @@ def train(
     echo_every: int = 0,
     init: Path | None = None,
     deepen_init: bool = False,
+    repatch_init: bool = False,
 ) -> dict[str, Any]:
     """Train; returns a summary. ``cache``: one latent cache, or a sequence of caches of different
     sizes (buckets; each step draws its batch from one). ``stop_after``: leave after that many
     steps of this run (the schedule still spans ``tc.steps``), as an interrupted run would.
     ``init``: start from the weights (and EMA) of another DiT run's checkpoint of the same config,
     with a fresh optimiser and schedule (a second stage). ``deepen_init``: ``init`` may be shallower
-    than ``mc``; its blocks are spread over the new depth (see :func:`deepen`)."""
+    than ``mc``; its blocks are spread over the new depth (see :func:`deepen`). ``repatch_init``:
+    ``mc.patch`` may split ``init``'s (see :func:`repatch`); ``mc``'s RoPE scale follows."""
     dc = dc or DiffusionConfig()
     bucketed = not isinstance(cache, LatentCache)
     caches = [cache] if isinstance(cache, LatentCache) else list(cache)  # (narrows the type)
     rank, world = _dist_info()
     if tc.batch_size % world:
         raise UsageError(f"batch size {tc.batch_size} is not divisible by {world} processes")
+    if repatch_init:
+        if init is None:
+            raise UsageError("--repatch needs --init (the model whose patches to split)")
+        mc = _repatched(init, mc)
     _check_caches(caches, mc, tc)
     record = run_record(tc, caches if bucketed else None)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,17 +295,23 @@ def train(
         first = loop.load_checkpoint(init)
         if first["kind"] != "dit":
             raise UsageError(f"{init} is a {first['kind']} checkpoint, not a DiT one")
-        old_depth = _check_init_config(init, first["config"], mc, deepen_init)
+        old_cfg = _check_init_config(init, first["config"], mc, deepen_init, repatch_init)
+        old_depth = old_cfg.depth
         _check_same_latents(init, first.get("vae"), vae_state)
         record["init"] = {"checkpoint": str(init), "step": int(first["step"])}
         if old_depth != mc.depth:
             record["init"]["depth"] = old_depth
+        if old_cfg.patch != mc.patch:
+            record["init"]["patch"] = list(old_cfg.patch)
         earlier = first["train_config"]
         # every earlier stage's run config, oldest first, so a packed model knows all it trained on
         own = {k: v for k, v in earlier.items() if k != "lineage"}
         record["lineage"] = [*earlier.get("lineage", []), own]
         if not resume:
             weights, averaged = first["model"], first["ema"]
+            if old_cfg.patch != mc.patch:
+                weights = repatch(weights, old_cfg.patch, model)
+                averaged = repatch(averaged, old_cfg.patch, model)
             if old_depth != mc.depth:
                 weights, averaged = deepen(weights, old_depth, model), deepen(averaged, old_depth, model)
             model.load_state_dict(weights)
