@@ -91,6 +91,14 @@ def test_train_rejects_bad_schedule_options(  # type: ignore[no-untyped-def]
     assert not out_dir.exists()  # refused before anything is written
 
 
+@pytest.mark.parametrize("flag", ["--deepen", "--repatch"])
+def test_train_growth_flags_need_init(run, tmp_path: Path, flag: str) -> None:  # type: ignore[no-untyped-def]
+    out_dir = tmp_path / "run"
+    code, out = run("train", "--vae", str(tmp_path / "none.pt"), "--out", str(out_dir), flag)
+    assert code == 2 and f"{flag} needs --init" in out and "Traceback" not in out
+    assert not out_dir.exists()
+
+
 def test_pack_rejects_a_bad_shift(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     code, out = run("pack", str(tmp_path / "dit.pt"), "--out", str(tmp_path / "m.pt"), "--shift", "0")
     assert code == 2 and "--shift must be > 0" in out

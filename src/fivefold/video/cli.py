@@ -223,6 +223,9 @@ def train_cmd(**opts: Any) -> None:
         raise UsageError(f"--mask-prob must be in [0, 1], got {opts['mask_prob']}")
     if not opts["object_weight"] >= 0.0:
         raise UsageError(f"--object-weight must be >= 0, got {opts['object_weight']}")
+    for flag in ("deepen", "repatch"):
+        if opts[flag] and opts["init_path"] is None:
+            raise UsageError(f"--{flag} needs --init (the model to start from)")
     tc = TrainConfig(**{f.name: opts[f.name] for f in dataclasses.fields(TrainConfig) if f.name in opts})
     _threads(opts["threads"])
     parse_size(opts["size"])
