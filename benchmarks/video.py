@@ -177,7 +177,8 @@ def before_and_after(
     if old is not None:
         cfg = model.cfg
         assert dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)
-        plain = old.DiT(old.DiTConfig(**dataclasses.asdict(cfg)))
+        # to_dict leaves out later fields at their defaults, which the older config does not know
+        plain = old.DiT(old.DiTConfig(**cfg.to_dict()))
         plain.load_state_dict(model.state_dict())
         steps["before"] = _adamw_step(plain, forward_of(plain))
     steps["after"] = _adamw_step(model, forward_of(model))
