@@ -39,9 +39,9 @@ import torch
 from torch import Tensor
 
 from fivefold._common.errors import FivefoldError, UsageError
-from fivefold.video.data import to_tensor, to_uint8
+from fivefold.video.data import to_tensor
 from fivefold.video.folder import read_media, resize_video
-from fivefold.video.media import write_media
+from fivefold.video.media import to_frames, write_media
 from fivefold.video.reversal import reverse_motion
 from fivefold.video.seams import carry_in
 
@@ -476,10 +476,11 @@ def read_video(path: str | Path) -> Tensor:
     return to_tensor(read_media(path))[None]
 
 
-def write_video(path: str | Path, video: Tensor, fps: int = FPS) -> Path:
-    """Write the first clip of a batch (or a (3,T,H,W) clip) as .gif/.mp4/.png."""
+def write_video(path: str | Path, video: Tensor, fps: int = FPS, upscale: int = 1) -> Path:
+    """Write the first clip of a batch (or a (3,T,H,W) clip) as .gif/.mp4/.png, each pixel
+    ``upscale`` x ``upscale`` (nearest neighbour)."""
     clip = video[0] if video.dim() == 5 else video
     try:
-        return write_media(path, to_uint8(clip), fps=fps)
+        return write_media(path, to_frames(clip, upscale), fps=fps)
     except OSError as exc:
         raise FivefoldError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -69,8 +69,8 @@ class SamplingRun:
     def pipe(self) -> Any:
         return _pipe(self.checkpoint)
 
-    def write(self, out: Path, video: Any, **extra: Any) -> None:
-        _write(out, video, self.fps, self.as_json, **extra)
+    def write(self, out: Path, video: Any, upscale: int = 1, **extra: Any) -> None:
+        _write(out, video, self.fps, self.as_json, upscale, **extra)
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(SamplingRun))
@@ -105,14 +105,14 @@ def _sampling_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _write(out: Path, video: Any, fps: int, as_json: bool, **extra: Any) -> None:
+def _write(out: Path, video: Any, fps: int, as_json: bool, upscale: int = 1, **extra: Any) -> None:
     from fivefold.video.capabilities import write_video
 
-    path = write_video(out, video, fps=fps)
+    path = write_video(out, video, fps=fps, upscale=upscale)
     report = {
         "out": str(path),
         "frames": int(video.shape[2]),
-        "size": f"{video.shape[4]}x{video.shape[3]}",
+        "size": f"{video.shape[4] * upscale}x{video.shape[3] * upscale}",
         **extra,
     }
     if as_json:
@@ -121,12 +121,12 @@ def _write(out: Path, video: Any, fps: int, as_json: bool, **extra: Any) -> None
         click.echo(f"wrote {path} ({report['frames']} frames, {report['size']})")
 
 
-def _read_native(path: Path, pipe: Any) -> tuple[Any, int]:
-    """A media file at the size it was drawn at: a nearest-neighbour zoom (as ``sample`` writes by
-    default) is undone, so the model runs at its own scale, and the zoom is returned to redo on output."""
+def _unzoom(video: Any, pipe: Any, path: Path) -> tuple[Any, int]:
+    """The clip read from ``path`` at the size it was drawn at: a nearest-neighbour zoom (as
+    ``sample`` writes by default) is undone, so the model runs at its own scale, and the zoom is
+    returned to redo on output."""
     from fivefold.video import capabilities as cap
 
-    video = cap.read_video(path)
     k = cap.pixel_zoom(video, cap.geometry(pipe).multiple)
     if k > 1:
         video = video[..., ::k, ::k]
@@ -298,11 +298,12 @@ def animate_cmd(image_path: Path, prompt: str, frames: int | None, out: Path, ru
     """Image-to-video: a clip whose first frame is IMAGE."""
     from fivefold.video import capabilities as cap
 
+    picture = cap.read_video(image_path)
     pipe = run.pipe()
-    picture, k = _read_native(image_path, pipe)
+    picture, k = _unzoom(picture, pipe, image_path)
     with _warnings_to_stderr():
         video = cap.animate(pipe, picture[:, :, 0], prompt, frames=frames, **run.sampling)
-    run.write(out, cap.zoom(video, k))
+    run.write(out, video, upscale=k)
 
 
 @_generating(
@@ -330,8 +331,9 @@ def extend_cmd(
 
     if seconds is not None and frames is not None:
         raise UsageError("give --seconds or --frames, not both")
+    clip = cap.read_video(video_path)
     pipe = run.pipe()
-    clip, k = _read_native(video_path, pipe)
+    clip, k = _unzoom(clip, pipe, video_path)
     with _warnings_to_stderr():
         video = cap.extend(
             pipe,
@@ -343,7 +345,7 @@ def extend_cmd(
             loop=loop,
             **run.sampling,
         )
-    run.write(out, cap.zoom(video, k), added=int(video.shape[2] - clip.shape[2]))
+    run.write(out, video, upscale=k, added=int(video.shape[2] - clip.shape[2]))
 
 
 @_generating(
@@ -381,11 +383,12 @@ def edit_cmd(video_path: Path, prompt: str, strength: float, out: Path, run: Sam
     """SDEdit video-to-video: re-generate VIDEO under a new prompt."""
     from fivefold.video import capabilities as cap
 
+    clip = cap.read_video(video_path)
     pipe = run.pipe()
-    clip, k = _read_native(video_path, pipe)
+    clip, k = _unzoom(clip, pipe, video_path)
     with _warnings_to_stderr():
         video = cap.edit(pipe, clip, prompt, strength, **run.sampling)
-    run.write(out, cap.zoom(video, k), strength=strength)
+    run.write(out, video, upscale=k, strength=strength)
 
 
 @_generating(
@@ -414,8 +417,9 @@ def connect_cmd(
     """A transition starting with VIDEO_A's last frames and ending with VIDEO_B's first."""
     from fivefold.video import capabilities as cap
 
+    a, b = cap.read_video(video_a), cap.read_video(video_b)
     pipe = run.pipe()
-    (a, k), (b, _) = _read_native(video_a, pipe), _read_native(video_b, pipe)
+    (a, k), (b, _) = _unzoom(a, pipe, video_a), _unzoom(b, pipe, video_b)
     with _warnings_to_stderr():
         video = cap.connect(pipe, a, b, frames=frames, prompt=prompt, prompt_a=prompt_a, **run.sampling)
-    run.write(out, cap.zoom(video, k))
+    run.write(out, video, upscale=k)

@@ -237,9 +237,9 @@ def _check_init_config(
     return old
 
 
-def _repatched(init: Path, mc: DiTConfig) -> DiTConfig:
-    """``mc`` with the RoPE scale a model re-patched from ``init`` needs."""
-    old = DiTConfig.from_dict(loop.load_checkpoint(init)["config"])
+def _repatched(saved: dict[str, Any], mc: DiTConfig) -> DiTConfig:
+    """``mc`` with the RoPE scale a model re-patched from one of config ``saved`` needs."""
+    old = DiTConfig.from_dict(saved)
     factor = repatch_factor(old.patch, mc.patch)
     return dataclasses.replace(mc, rope_scale=old.rope_scale / factor)
 
@@ -272,10 +272,13 @@ def train(
     rank, world = _dist_info()
     if tc.batch_size % world:
         raise UsageError(f"batch size {tc.batch_size} is not divisible by {world} processes")
+    first = None if init is None else loop.load_checkpoint(init)
+    if first is not None and first["kind"] != "dit":
+        raise UsageError(f"{init} is a {first['kind']} checkpoint, not a DiT one")
     if repatch_init:
-        if init is None:
+        if first is None:
             raise UsageError("--repatch needs --init (the model whose patches to split)")
-        mc = _repatched(init, mc)
+        mc = _repatched(first["config"], mc)
     _check_caches(caches, mc, tc)
     record = run_record(tc, caches if bucketed else None)
     out.mkdir(parents=True, exist_ok=True)
@@ -291,10 +294,7 @@ def train(
         betas=(0.9, 0.99),
         **({"fused": True} if tc.fused_adamw else {}),
     )
-    if init is not None:
-        first = loop.load_checkpoint(init)
-        if first["kind"] != "dit":
-            raise UsageError(f"{init} is a {first['kind']} checkpoint, not a DiT one")
+    if init is not None and first is not None:
         old_cfg = _check_init_config(init, first["config"], mc, deepen_init, repatch_init)
         old_depth = old_cfg.depth
         _check_same_latents(init, first.get("vae"), vae_state)
