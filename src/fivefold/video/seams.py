@@ -20,13 +20,12 @@ def fade_weights(frames: int, fade: int) -> Tensor:
     return (1.0 - j / fade).clamp(min=0.0)
 
 
-def carry_in(generated: Tensor, given: Tensor, decoded: Tensor, fade: int, *, at_end: bool = False) -> Tensor:
-    """``generated`` (B,3,T,H,W) joined to the given frame ``given`` (B,3,H,W) whose decoder
-    rendering is ``decoded``; the error ``given - decoded`` is added to the generated frames
-    nearest the join (the first ones, or the last with ``at_end``), fading out over ``fade``."""
+def carry_in(generated: Tensor, given: Tensor, decoded: Tensor, fade: int) -> Tensor:
+    """``generated`` (B,3,T,H,W) following the given frame ``given`` (B,3,H,W) whose decoder
+    rendering is ``decoded``; the error ``given - decoded`` is added to the first generated frames,
+    fading out over ``fade``. (Joins before a given frame are made by time reversal, so they use
+    this too: see ``capabilities``.)"""
     weights = fade_weights(generated.shape[2], fade)
-    if at_end:
-        weights = weights.flip(0)
     residual = (given - decoded)[:, :, None]
     out = generated + residual * weights.view(1, 1, -1, 1, 1)
     return out.clamp(-1.0, 1.0)
