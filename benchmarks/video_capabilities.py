@@ -191,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=None, help="folder for the GIFs and the plot (default: a new temp folder)"
     )
     args = parser.parse_args(argv)
+    if args.clips < 1 or args.size_clips < 1:
+        parser.error("--clips and --size-clips must be at least 1")
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", cap.ResizeWarning)
     started = time.perf_counter()
