@@ -141,8 +141,12 @@ def test_reverse_motion_swaps_direction_words() -> None:
 def test_dissolve_weights_ease_from_one_side_to_the_other() -> None:
     w = cap.dissolve_weights(8)
     assert w.shape == (8,) and bool((w[1:] < w[:-1]).all())
-    assert w[0] > 0.95 and w[-1] < 0.05
+    assert w[0] == 1.0 and w[-1] == 0.0  # each end is one continuation's own frame
     assert torch.allclose(w + w.flip(0), torch.ones(8))
+    assert w[1] > 0.9 and w[-2] < 0.1  # smoothstep: the fade starts gently
+    for short in (1, 2):  # no room for pure ends: both frames mix
+        ws = cap.dissolve_weights(short)
+        assert bool(((ws > 0) & (ws < 1)).all()) and torch.allclose(ws + ws.flip(0), torch.ones(short))
 
 
 def test_long_reaches_any_length(pipe: Pipeline) -> None:
@@ -187,6 +191,9 @@ def test_connect_dissolves_a_forward_into_b_backward(pipe: Pipeline) -> None:
     )[:, :, :new]
     w = cap.dissolve_weights(new).view(1, 1, -1, 1, 1)
     assert torch.allclose(bridge[:, :, context:-context], after_a * w + before_b * (1 - w), atol=1e-6)
+    # the joins are the extensions' own frames
+    assert torch.allclose(bridge[:, :, context], after_a[:, :, 0], atol=1e-6)
+    assert torch.allclose(bridge[:, :, -context - 1], before_b[:, :, -1], atol=1e-6)
     with_a = cap.connect(pipe, a, b, frames=17, prompt="x", prompt_a="a red square", steps=STEPS, seed=2)
     assert not torch.equal(with_a, cap.connect(pipe, a, b, frames=17, prompt="x", steps=STEPS, seed=2))
     assert cap.connect(pipe, a, b, frames=15, steps=STEPS).shape[2] == 15

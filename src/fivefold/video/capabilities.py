@@ -310,9 +310,12 @@ def _extend_forward(
 
 
 def dissolve_weights(frames: int) -> Tensor:
-    """(frames,) weights of the forward continuation in a bridge: smoothstep from 1 to 0, so the
-    first and last generated frames carry almost nothing of the other side."""
-    u = torch.linspace(0, 1, frames + 2)[1:-1]
+    """(frames,) weights of the forward continuation in a bridge: smoothstep from 1 to 0. From three
+    frames on, the first generated frame is the forward continuation's own and the last the backward
+    one's, so each join is exactly an extension's join: even a few percent of the other clip shows
+    as a step at the join when the two backgrounds differ. Shorter bridges have no room for that,
+    so both of their frames mix."""
+    u = torch.linspace(0, 1, frames) if frames >= 3 else torch.linspace(0, 1, frames + 2)[1:-1]
     return 1.0 - u * u * (3.0 - 2.0 * u)
 
 
