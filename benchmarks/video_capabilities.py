@@ -178,7 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text-cache", type=Path, default=None, help="prompt embeddings (.pt)")
     parser.add_argument("--clips", type=int, default=24, help="clips per measurement")
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--cfg", type=float, default=4.0)
+    parser.add_argument(
+        "--cfg",
+        type=float,
+        default=None,
+        help="guidance for every row (default: each capability's own: 4 from a prompt or an image, "
+        "2 where known frames show the motion)",
+    )
     parser.add_argument(
         "--size-clips",
         type=int,
@@ -209,13 +215,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipe.text.cache.update(torch.load(args.text_cache, map_location="cpu", weights_only=True))
     judge = load_judge()
     geo = cap.geometry(pipe)
-    n, kw = args.clips, {"steps": args.steps, "cfg": args.cfg}
+    n = args.clips
+    kw: dict[str, Any] = {"steps": args.steps} if args.cfg is None else {"steps": args.steps, "cfg": args.cfg}
     W, H, T = geo.width, geo.height, geo.window
+    defaults = f"{cap.PROMPT_CFG:g} ({cap.CONTEXT_CFG:g} from frames)"
+    guidance = f"{args.cfg:g}" if args.cfg is not None else defaults
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, torch threads "
         f"{args.threads}; model window {T} frames at {W}x{H}; {n} clips per row "
-        f"({args.size_clips} for the unseen rows), {args.steps} steps, "
-        f"cfg {args.cfg}"
+        f"({args.size_clips} for the unseen rows), {args.steps} steps, cfg {guidance}"
     )
     rows: list[list[str]] = []
 

@@ -330,3 +330,32 @@ def test_eval_command_reports_every_metric(tmp_path: Path, capsys: pytest.Captur
     assert report["frechet"] >= 0 and set(report["temporal"]) == {"path_error", "flicker", "object_found"}
     code, _, err = run(["eval", str(ckpt), "--samples", "4", "--frames", "10"], capsys)
     assert code == 2 and "frames=10" in err
+
+
+def test_guidance_defaults_to_context_cfg_where_frames_show_the_motion(pipe: Pipeline) -> None:
+    prompt = "a red square moving left"
+    a, b = clip(9), clip(9, direction="left")
+    extended = cap.extend(pipe, a, prompt, frames=4, steps=STEPS, seed=1)
+    context_cfg = cap.extend(pipe, a, prompt, frames=4, steps=STEPS, seed=1, cfg=cap.CONTEXT_CFG)
+    assert torch.equal(extended, context_cfg)
+    assert not torch.equal(extended, cap.extend(pipe, a, prompt, frames=4, steps=STEPS, seed=1, cfg=4.0))
+    joined = cap.connect(pipe, a, b, frames=13, prompt=prompt, steps=STEPS, seed=1)
+    assert torch.equal(joined, cap.connect(pipe, a, b, frames=13, prompt=prompt, steps=STEPS, seed=1, cfg=2))
+    # animate has only a still: the prompt's guidance
+    still = a[:, :, 0]
+    animated = cap.animate(pipe, still, prompt, steps=STEPS, seed=1)
+    assert torch.equal(animated, cap.animate(pipe, still, prompt, steps=STEPS, seed=1, cfg=cap.PROMPT_CFG))
+    # long: the first window from the prompt (4), the windows after it from frames (2)
+    geo = cap.geometry(pipe)
+    frames = geo.window + 4
+    first = cap._generate(pipe, [prompt], geo.window, geo.height, geo.width, steps=STEPS, seed=1, cfg=4.0)
+    by_hand = cap.extend(pipe, first, prompt, frames=4, steps=STEPS, seed=2, cfg=2.0)
+    assert torch.equal(cap.long(pipe, prompt, frames, steps=STEPS, seed=1), by_hand)
+
+
+def test_cli_leaves_guidance_to_the_capability_unless_given() -> None:
+    from fivefold.video.cli_capabilities import SamplingRun
+
+    run = SamplingRun(steps=3, cfg=None, seed=5, checkpoint=None, fps=8, as_json=False)
+    assert run.sampling == {"steps": 3, "seed": 5}
+    assert dataclasses.replace(run, cfg=3.0).sampling == {"steps": 3, "seed": 5, "cfg": 3.0}

@@ -181,15 +181,24 @@ class Sampling(TypedDict, total=False):
     """The sampler settings every capability takes as keywords."""
 
     steps: int  # default 25
-    cfg: float  # classifier-free guidance scale, default 4.0
+    cfg: float  # classifier-free guidance scale, default PROMPT_CFG or CONTEXT_CFG (see below)
     seed: int  # default 0
 
 
-def _sampling(**given: Unpack[Sampling]) -> dict[str, Any]:
+# Guidance when only the prompt (or a still image) says what moves, and when known frames already
+# show the motion (extend, loop, connect, long's later windows). There the frames condition strongly
+# and 4 oversaturates some clips (red and yellow triangles on black lose their background), while 2
+# joins cleanly: docs/video-capabilities.md, session 8.
+PROMPT_CFG = 4.0
+CONTEXT_CFG = 2.0
+
+
+def _sampling(context: bool = False, **given: Unpack[Sampling]) -> dict[str, Any]:
     steps = given.get("steps", 25)
     if steps < 1:
         raise UsageError(f"steps must be >= 1, got {steps}")
-    return {"steps": steps, "cfg": given.get("cfg", 4.0), "seed": given.get("seed", 0)}
+    cfg = given.get("cfg", CONTEXT_CFG if context else PROMPT_CFG)
+    return {"steps": steps, "cfg": cfg, "seed": given.get("seed", 0)}
 
 
 # ---------------------------------------------------------------- capabilities
@@ -272,7 +281,7 @@ def extend(
         frames = max(1, round(seconds * FPS))
     if loop and backward:
         raise UsageError("--loop and --backward cannot be combined (a loop joins the end to the start)")
-    chosen = _sampling(**sampling)
+    chosen = _sampling(context=True, **sampling)
     if loop:
         return _loop(pipe, geo, clip, prompts, chosen, frames)
     frames = frames if frames is not None else geo.window - geo.head_context
@@ -375,7 +384,8 @@ def long(
     clip = _generate(pipe, prompts, first, height, width, **s)
     if frames > clip.shape[2]:
         more = frames - clip.shape[2]
-        clip = extend(pipe, clip, prompts, frames=more, steps=s["steps"], cfg=s["cfg"], seed=s["seed"] + 1)
+        cfg = sampling.get("cfg", CONTEXT_CFG)
+        clip = extend(pipe, clip, prompts, frames=more, steps=s["steps"], cfg=cfg, seed=s["seed"] + 1)
     return clip[:, :, :frames]
 
 
@@ -445,7 +455,7 @@ def connect(
         if clip.shape[2] < context:
             raise UsageError(f"video {name} has {clip.shape[2]} frames; connect needs at least {context}")
     new = frames - 2 * context
-    middle = _bridge(pipe, geo, a, b, (prompts_a, prompts), _sampling(**sampling), new)
+    middle = _bridge(pipe, geo, a, b, (prompts_a, prompts), _sampling(context=True, **sampling), new)
     # A's and B's own frames at the ends, as extend keeps the input's: the transition is what is new.
     return torch.cat([a[:, :, -context:], middle, b[:, :, :context]], dim=2)
 

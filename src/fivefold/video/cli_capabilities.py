@@ -56,7 +56,7 @@ class SamplingRun:
     """The options every generating command shares, handed to it as one ``run`` argument."""
 
     steps: int
-    cfg: float
+    cfg: float | None  # None: the capability's default (4 from a prompt or image, 2 from frames)
     seed: int
     checkpoint: Path | None
     fps: int
@@ -64,7 +64,10 @@ class SamplingRun:
 
     @property
     def sampling(self) -> dict[str, Any]:
-        return {"steps": self.steps, "cfg": self.cfg, "seed": self.seed}
+        chosen: dict[str, Any] = {"steps": self.steps, "seed": self.seed}
+        if self.cfg is not None:
+            chosen["cfg"] = self.cfg
+        return chosen
 
     def pipe(self) -> Any:
         return _pipe(self.checkpoint)
@@ -87,7 +90,11 @@ def _sampling_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--steps", type=int, default=25, show_default=True, help="Sampling steps."),
         click.option(
-            "--cfg", type=float, default=4.0, show_default=True, help="Classifier-free guidance scale."
+            "--cfg",
+            type=float,
+            default=None,
+            help="Classifier-free guidance scale (default: 4 from a prompt or an image; 2 where given "
+            "frames already show the motion: extend, connect, long's later windows).",
         ),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option(
