@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -15,6 +18,18 @@ from fivefold.video.text import TEXT_DIM, TextEncoder
 from fivefold.video.vae import VAEConfig, VideoVAE
 
 torch.set_num_threads(1)
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load_benchmark(filename: str) -> ModuleType:
+    """A script of ``benchmarks/`` imported as a module (they are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{Path(filename).stem}", BENCHMARKS / filename)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 TINY_VAE = VAEConfig(latent_channels=4, spatial_factor=4, temporal_factor=4, channels=(8, 8, 8))
 TINY_DIT = DiTConfig(hidden=32, depth=2, heads=2, patch=(1, 2, 2), latent_channels=4)

@@ -3,7 +3,6 @@ read from git, and today's DiT (a config field added since "before" once broke i
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 from pathlib import Path
@@ -11,15 +10,9 @@ from types import ModuleType
 
 import pytest
 
+from .conftest import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("video_benchmark", ROOT / "benchmarks" / "video.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def has_before_commit(bench: ModuleType) -> bool:
@@ -30,7 +23,7 @@ def has_before_commit(bench: ModuleType) -> bool:
 
 
 def test_every_contender_trains_a_step() -> None:
-    bench = load_benchmark()
+    bench = load_benchmark("video.py")
     if not has_before_commit(bench):
         pytest.skip("not a git checkout with the 'before' commit")
     times = bench.compare_reference(hidden=32, heads=2, batch=2, rounds=1, per_round=1)

@@ -383,9 +383,9 @@ def long(
     s = _sampling(**sampling)
     clip = _generate(pipe, prompts, first, height, width, **s)
     if frames > clip.shape[2]:
-        more = frames - clip.shape[2]
-        cfg = sampling.get("cfg", CONTEXT_CFG)
-        clip = extend(pipe, clip, prompts, frames=more, steps=s["steps"], cfg=cfg, seed=s["seed"] + 1)
+        # the caller's settings as given: extend picks its own guidance default (CONTEXT_CFG)
+        later: Sampling = {**sampling, "seed": s["seed"] + 1}
+        clip = extend(pipe, clip, prompts, frames=frames - clip.shape[2], **later)
     return clip[:, :, :frames]
 
 
